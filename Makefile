@@ -1,0 +1,67 @@
+# Paved — developer entry points. `make up` runs the platform, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+UV ?= uv
+export PAVED_HOME := $(CURDIR)
+export PAVED_RUN_DIR ?= $(CURDIR)/.run
+export PAVED_KAFKA_PORT ?= 9092
+export PAVED_KAFKA_CONTROLLER_PORT ?= 9093
+export PAVED_PG_PORT ?= 5433
+PY := $(UV) run --frozen python
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: ## install the Python workspace (uv) and fetch the pinned Kafka jars
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet "uv==0.13.9"
+	$(UV) sync --frozen --all-packages
+	$(PY) -m paved_shared.devstack fetch
+
+.PHONY: infra-up
+infra-up: setup ## start Kafka (KRaft) and PostgreSQL on $PAVED_KAFKA_PORT / $PAVED_PG_PORT
+	$(PY) -m paved_shared.devstack up
+
+.PHONY: up
+up: infra-up ## run the platform: Kafka, PostgreSQL, topics
+	$(PY) -m paved_shared.topics_admin
+	@echo "Paved infrastructure is up: Kafka 127.0.0.1:$(PAVED_KAFKA_PORT), PostgreSQL 127.0.0.1:$(PAVED_PG_PORT)"
+
+.PHONY: down
+down: ## stop everything `make up` started
+	-$(PY) -m paved_shared.devstack down
+
+.PHONY: status
+status: ## what is running
+	$(PY) -m paved_shared.devstack status
+
+.PHONY: lint
+lint: ## ruff lint + format check
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+.PHONY: fmt
+fmt: ## apply ruff fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+.PHONY: typecheck
+typecheck: ## mypy strict over every package and its tests
+	$(UV) run --frozen mypy schemas/src shared/src
+
+.PHONY: schemas
+schemas: ## regenerate JSON Schemas (and their history) from the pydantic contract
+	$(PY) -m paved_schemas.generate
+
+.PHONY: schemas-check
+schemas-check: ## fail when committed JSON Schemas are stale or incompatible
+	$(PY) -m paved_schemas.generate --check
+
+.PHONY: test
+test: setup lint typecheck schemas-check ## everything: lint, types, schema check, unit + integration + e2e tests
+	$(UV) run --frozen pytest
+
+.PHONY: clean
+clean: down ## remove the run folder (Kafka and PostgreSQL data)
+	rm -rf $(PAVED_RUN_DIR)

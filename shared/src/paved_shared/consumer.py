@@ -1,0 +1,198 @@
+"""Idempotent, dead-lettering Kafka consumers.
+
+``EventConsumer.subscribe`` registers a faststream subscriber that, for each record:
+
+1. parses the envelope (a record that is not a valid event of the contract goes to
+   the dead-letter topic with the reason, and the consumer moves on);
+2. opens a transaction, records the event id in ``processed_events`` and, when it is
+   new, runs the handler's effect on the same connection; a redelivered event
+   (same id) is recognised and skipped;
+3. commits the Kafka offset only after that transaction committed.
+
+A handler failure rewinds to the record and retries with backoff; a failure that
+is not transient is dead-lettered after ``max_attempts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from paved_schemas.envelope import ContractError, Envelope, parse_envelope
+from prometheus_client import Counter
+
+from paved_shared.db import Connection, Pool
+from paved_shared.deadletter import Delivery, dead_letter
+from paved_shared.failpoints import failpoint
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Envelope[Any], Connection], Awaitable[None]]
+
+EVENTS_TOTAL = Counter(
+    "paved_consumer_events_total",
+    "Events seen by idempotent consumers, by outcome.",
+    ["group", "topic", "outcome"],
+)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    KafkaError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+
+
+@dataclass
+class EventConsumer:
+    """Registers idempotent subscribers of one consumer group on a broker."""
+
+    broker: KafkaBroker
+    pool: Pool
+    group: str
+    max_attempts: int = 5
+    retry_backoff_s: float = 0.5
+    deadletter_topic: str | None = None
+    _attempts: dict[tuple[str, int, int], int] = field(default_factory=dict)
+
+    def subscribe(
+        self,
+        topic: str,
+        handler: Handler,
+        *,
+        event_types: Collection[str] | None = None,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Apply ``handler`` once per event of ``event_types`` (all when None) on ``topic``."""
+        wanted = None if event_types is None else frozenset(event_types)
+
+        async def on_record(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            record = raw[0] if isinstance(raw, tuple) else raw
+            delivery = Delivery(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value if record.value is not None else b"",
+                headers=dict(record.headers or ()),
+            )
+            await self.process(delivery, handler, wanted)
+
+        self.broker.subscriber(
+            topic,
+            group_id=self.group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            max_poll_records=50,
+            title=title or f"{self.group}:{topic}",
+            description=description,
+        )(on_record)
+
+    async def process(
+        self, delivery: Delivery, handler: Handler, wanted: frozenset[str] | None
+    ) -> str:
+        """Handle one record; return the outcome (applied, duplicate, skipped, dead_lettered).
+
+        Raises on a failure that should be retried (the subscriber then rewinds).
+        """
+        try:
+            envelope = parse_envelope(delivery.value)
+        except ContractError as exc:
+            await self._dead_letter(delivery, reason=str(exc), error_type="ContractError")
+            return self._count(delivery, "dead_lettered")
+        if wanted is not None and envelope.type not in wanted:
+            return self._count(delivery, "skipped")
+        where = (delivery.topic, delivery.partition, delivery.offset)
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                fresh = await conn.fetchval(
+                    "INSERT INTO processed_events "
+                    "(consumer_group, event_id, event_type, topic, kafka_partition, kafka_offset) "
+                    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+                    self.group, envelope.id, envelope.type, delivery.topic,
+                    delivery.partition, delivery.offset,
+                )  # fmt: skip
+                if not fresh:
+                    outcome = "duplicate"
+                else:
+                    await handler(envelope, conn)
+                    outcome = "applied"
+        except TRANSIENT_ERRORS as exc:
+            log.warning("transient failure on %s, will retry: %r", where, exc)
+            await asyncio.sleep(self.retry_backoff_s)
+            raise
+        except Exception as exc:
+            attempts = self._attempts.get(where, 0) + 1
+            self._attempts[where] = attempts
+            if attempts < self.max_attempts:
+                log.warning(
+                    "handler failed on %s (attempt %d/%d): %r", where, attempts,
+                    self.max_attempts, exc,
+                )  # fmt: skip
+                await asyncio.sleep(self.retry_backoff_s * attempts)
+                raise
+            self._attempts.pop(where, None)
+            await self._dead_letter(
+                delivery,
+                reason=f"handler failed {attempts} times: {exc!r}"[:2000],
+                error_type=type(exc).__name__,
+                envelope=envelope,
+            )
+            return self._count(delivery, "dead_lettered")
+        self._attempts.pop(where, None)
+        failpoint("consumer.after_effect")
+        return self._count(delivery, outcome)
+
+    def _count(self, delivery: Delivery, outcome: str) -> str:
+        EVENTS_TOTAL.labels(self.group, delivery.topic, outcome).inc()
+        if outcome == "duplicate":
+            log.info("duplicate event skipped at %s:%d:%d", delivery.topic, delivery.partition,
+                     delivery.offset)  # fmt: skip
+        return outcome
+
+    async def _dead_letter(
+        self,
+        delivery: Delivery,
+        *,
+        reason: str,
+        error_type: str,
+        envelope: Envelope[Any] | None = None,
+    ) -> None:
+        log.error(
+            "dead-lettering %s:%d:%d: %s", delivery.topic, delivery.partition, delivery.offset,
+            reason,
+        )  # fmt: skip
+        started = time.monotonic()
+        try:
+            await dead_letter(
+                self.broker,
+                delivery,
+                group=self.group,
+                reason=reason,
+                error_type=error_type,
+                envelope=envelope,
+                topic=self.deadletter_topic,
+            )
+        except Exception:
+            # The record stays unacknowledged and is retried; never skip it silently.
+            log.exception("dead-lettering failed; retrying in %.1fs", self.retry_backoff_s)
+            await asyncio.sleep(self.retry_backoff_s)
+            raise
+        log.debug("dead-lettered in %.1f ms", (time.monotonic() - started) * 1000)

@@ -1,0 +1,119 @@
+"""Test helpers for integration tests against the real Kafka and PostgreSQL.
+
+Shipped with the package so every service's tests use the same ones; nothing in
+the runtime imports this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from paved_schemas.envelope import Envelope
+from paved_schemas.events import ModelVersionRetired
+
+from paved_shared.db import Connection, Pool, create_pool, migrate, shared_migrations
+from paved_shared.kafka import ensure_topics
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+async def new_topic(bootstrap: str, partitions: int = 1) -> str:
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    await ensure_topics(bootstrap, [TopicSpec(name, partitions)])
+    return name
+
+
+async def service_pool(dsn: str, schema: str) -> Pool:
+    """A pool on a fresh schema with the shared tables and a test ``effects`` table."""
+    pool = await create_pool(dsn, schema=schema, min_size=1, max_size=5)
+    await migrate(pool, schema, shared_migrations())
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS effects (event_id text, model_name text, "
+            "applied_at timestamptz DEFAULT now())"
+        )
+    return pool
+
+
+async def record_effect(env: Envelope[Any], conn: Connection) -> None:
+    """The effect the probe consumers apply: one row per application (no unique key,
+    so a double application is visible as two rows)."""
+    data = env.data
+    await conn.execute(
+        "INSERT INTO effects (event_id, model_name) VALUES ($1, $2)",
+        env.id,
+        getattr(data, "model_name", None),
+    )
+
+
+def sample_event(model: str = "churn", version: int = 1) -> Envelope[ModelVersionRetired]:
+    return Envelope.new(
+        ModelVersionRetired(model_name=model, version=version, reason="superseded by v2",
+                            retired_by="alice"),
+        source="/paved/test",
+        actor="user:alice",
+        actorname="Alice Example",
+    )  # fmt: skip
+
+
+async def read_all(
+    bootstrap: str, topic: str, expect: int, timeout_s: float = 20.0
+) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
+    """Read a topic from the start until ``expect`` records arrived (or time runs out)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    out: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(out) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                out.extend((r.key, r.value or b"", dict(r.headers or ())) for r in records)
+        # Linger briefly to catch records beyond the expected count.
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            out.extend((r.key, r.value or b"", dict(r.headers or ())) for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def committed_offset(
+    bootstrap: str, group: str, topic: str, partition: int = 0
+) -> int | None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        meta = offsets.get(TopicPartition(topic, partition))
+        return None if meta is None else int(meta.offset)
+    finally:
+        await admin.close()
+
+
+async def wait_for(
+    probe: Callable[[], Awaitable[bool]], timeout_s: float = 30.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await probe():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")

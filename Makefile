@@ -48,7 +48,7 @@ fmt: ## apply ruff fixes and formatting
 
 .PHONY: typecheck
 typecheck: ## mypy strict over every package and its tests
-	$(UV) run --frozen mypy schemas/src shared/src
+	$(UV) run --frozen mypy schemas/src shared/src services/*/src conftest.py
 
 .PHONY: schemas
 schemas: ## regenerate JSON Schemas (and their history) from the pydantic contract

@@ -20,14 +20,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Union
 
 import asyncpg
 from aiokafka.errors import KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
+from faststream.params.no_cast import NoCastField
 from paved_schemas.envelope import ContractError, Envelope, parse_envelope
+from paved_schemas.registry import EVENT_TYPES
 from prometheus_client import Counter
 
 from paved_shared.db import Connection, Pool
@@ -56,12 +59,29 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+async def _raw_body(msg: StreamMessage[Any]) -> bytes:
+    return msg.body
+
+
+def _documented_payload(topic: str, wanted: frozenset[str] | None) -> Any:
+    """The union of envelope types a subscriber of ``topic`` accepts (for AsyncAPI)."""
+    classes = [
+        cls
+        for type_name, cls in sorted(EVENT_TYPES.items())
+        if (wanted is None and topic == cls.TOPIC) or (wanted is not None and type_name in wanted)
+    ]
+    if not classes:
+        return Envelope[Any]
+    envelopes = tuple(Envelope[c] for c in classes)  # type: ignore[valid-type]
+    return envelopes[0] if len(envelopes) == 1 else Union[envelopes]  # noqa: UP007
+
+
 @dataclass
 class EventConsumer:
     """Registers idempotent subscribers of one consumer group on a broker."""
 
     broker: KafkaBroker
-    pool: Pool
+    pool: Pool | None
     group: str
     max_attempts: int = 5
     retry_backoff_s: float = 0.5
@@ -80,7 +100,7 @@ class EventConsumer:
         """Apply ``handler`` once per event of ``event_types`` (all when None) on ``topic``."""
         wanted = None if event_types is None else frozenset(event_types)
 
-        async def on_record(message: KafkaMessage) -> None:
+        async def on_record(body: bytes, message: KafkaMessage) -> None:
             raw = message.raw_message
             record = raw[0] if isinstance(raw, tuple) else raw
             delivery = Delivery(
@@ -93,8 +113,16 @@ class EventConsumer:
             )
             await self.process(delivery, handler, wanted)
 
+        # The handler gets raw bytes (parsing and dead-lettering are ours); the annotation
+        # only tells the AsyncAPI document which envelopes travel on this topic.
+        on_record.__annotations__ = {
+            "body": Annotated[_documented_payload(topic, wanted), NoCastField()],
+            "message": KafkaMessage,
+            "return": None,
+        }
         self.broker.subscriber(
             topic,
+            decoder=_raw_body,
             group_id=self.group,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -120,6 +148,8 @@ class EventConsumer:
         if wanted is not None and envelope.type not in wanted:
             return self._count(delivery, "skipped")
         where = (delivery.topic, delivery.partition, delivery.offset)
+        if self.pool is None:
+            raise RuntimeError("EventConsumer.pool is not set; start the service runtime first")
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 fresh = await conn.fetchval(

@@ -1,0 +1,213 @@
+"""The runtime every Paved service process is built on.
+
+A ``ServiceRuntime`` owns one service's PostgreSQL pool (its own schema), its
+faststream broker, its idempotent consumer group and its outbox relay. Building
+one does no I/O (so the AsyncAPI document can be generated from it); ``start()``
+connects, migrates, creates the contract's topics, starts the relay and then the
+subscribers; ``stop()`` undoes that in reverse.
+
+Handlers get the envelope and a connection inside the transaction that also
+records the event as processed; effects and outgoing events written on that
+connection (``emit``) commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from opentelemetry.sdk.trace import TracerProvider
+from paved_schemas import topics
+from paved_schemas.base import Contract
+from paved_schemas.envelope import Envelope
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+
+from paved_shared.consumer import EventConsumer, Handler
+from paved_shared.db import (
+    Connection,
+    Migration,
+    Pool,
+    create_pool,
+    migrate,
+    shared_migrations,
+)
+from paved_shared.kafka import ensure_topics, make_broker
+from paved_shared.outbox import OutboxRelay, enqueue
+from paved_shared.settings import PavedSettings
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRuntime:
+    """Pool + broker + idempotent consumer + outbox relay of one service."""
+
+    def __init__(
+        self,
+        settings: PavedSettings,
+        *,
+        service: str,
+        schema: str,
+        group: str,
+        migrations: Sequence[Migration] = (),
+        tracer_provider: TracerProvider | None = None,
+        metrics_registry: CollectorRegistry | None = None,
+        description: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.service = service
+        self.schema = schema
+        self.group = group
+        self.migrations = [*shared_migrations(), *migrations]
+        self.tracer_provider = tracer_provider
+        self.description = description
+        self.metrics_registry = metrics_registry if metrics_registry is not None else REGISTRY
+        self.broker: KafkaBroker = make_broker(
+            settings.kafka_bootstrap,
+            client_id=service,
+            tracer_provider=tracer_provider,
+            metrics_registry=self.metrics_registry,
+            description=description,
+        )
+        self.consumer = EventConsumer(
+            self.broker, None, group, max_attempts=settings.consumer_max_attempts
+        )
+        self._pool: Pool | None = None
+        self._relay: OutboxRelay | None = None
+        self._relay_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    # -- wiring (no I/O) -------------------------------------------------------------
+
+    def subscribe(
+        self,
+        topic: str,
+        handler: Handler,
+        *,
+        event_types: Collection[str] | None = None,
+        description: str | None = None,
+    ) -> None:
+        """Apply ``handler`` once per event (of ``event_types``) arriving on ``topic``."""
+        self.consumer.subscribe(
+            topic,
+            handler,
+            event_types=event_types,
+            title=f"{self.service}:{topic}",
+            description=description,
+        )
+
+    def declare_emits(self, *contracts: type[Contract]) -> None:
+        """Document (AsyncAPI) the events this service publishes through its outbox."""
+        for contract in contracts:
+            self.broker.publisher(
+                contract.TOPIC,
+                title=f"{self.service}:{contract.TOPIC}:{contract.__name__}",
+                description=(contract.__doc__ or "").strip().splitlines()[0],
+                schema=Envelope[contract],  # type: ignore[valid-type]
+            )
+
+    def asyncapi(self) -> dict[str, Any]:
+        """This service's AsyncAPI 3 document."""
+        spec = AsyncAPI(
+            self.broker,
+            title=f"paved-{self.service}",
+            version="1",
+            description=self.description,
+        )
+        document: dict[str, Any] = spec.to_specification().to_jsonable()
+        return document
+
+    # -- events ------------------------------------------------------------------------
+
+    def new_event(
+        self,
+        data: Contract,
+        *,
+        cause: Envelope[Any] | None = None,
+        actor: str | None = None,
+        actorname: str | None = None,
+    ) -> Envelope[Any]:
+        """An envelope from this service; actor defaults to the cause's, else the service."""
+        return Envelope.new(
+            data,
+            source=f"/paved/{self.service}",
+            actor=actor or (cause.actor if cause is not None else f"service:{self.service}"),
+            actorname=actorname
+            or (cause.actorname if cause is not None else f"Paved {self.service}"),
+            cause=cause,
+        )
+
+    async def emit(self, conn: Connection, event: Envelope[Any]) -> int:
+        """Write ``event`` to the outbox on ``conn`` (inside the caller's transaction)."""
+        data: Contract = event.data
+        return await enqueue(conn, topic=data.TOPIC, key=data.key(), event=event)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def pool(self) -> Pool:
+        if self._pool is None:
+            raise RuntimeError(f"{self.service}: runtime not started")
+        return self._pool
+
+    async def start(self) -> None:
+        """Connect, migrate, create topics, start the relay, then consume."""
+        s = self.settings
+        password = s.database_password.get_secret_value() if s.database_password else None
+        self._pool = await create_pool(
+            str(s.database_url),
+            schema=self.schema,
+            min_size=s.db_pool_min,
+            max_size=s.db_pool_max,
+            password=password,
+        )
+        applied = await migrate(self._pool, self.schema, self.migrations)
+        if applied:
+            log.info("%s: applied migrations %s", self.service, [m.name for m in applied])
+        await ensure_topics(s.kafka_bootstrap, topics.ALL_TOPICS)
+        self.consumer.pool = self._pool
+        self._relay = OutboxRelay(
+            self._pool,
+            self.schema,
+            s.kafka_bootstrap,
+            client_id=self.service,
+            tracer_provider=self.tracer_provider,
+        )
+        self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.service}-outbox")
+        await self.broker.start()
+        if s.metrics_port:
+            start_http_server(s.metrics_port, addr="127.0.0.1", registry=self.metrics_registry)
+        self._started = True
+        log.info("%s started (group %s, schema %s)", self.service, self.group, self.schema)
+
+    async def stop(self) -> None:
+        """Stop consuming, then drain the relay, then close the pool."""
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self._relay is not None:
+            self._relay.stop()
+        if self._relay_task is not None:
+            with contextlib.suppress(Exception):
+                await self._relay_task
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        self._started = False
+        log.info("%s stopped", self.service)
+
+    async def run_forever(self) -> None:
+        """Start, run until SIGTERM/SIGINT, stop."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()

@@ -64,10 +64,13 @@ class LocalArtifactStore:
         return path
 
     async def fetch(self, uri: str, dest: Path) -> Path:
-        src = self.path_of(uri)
+        return await asyncio.to_thread(self._copy, self.path_of(uri), dest)
+
+    @staticmethod
+    def _copy(src: Path, dest: Path) -> Path:
         dest.mkdir(parents=True, exist_ok=True)
         target = dest / src.name
-        await asyncio.to_thread(shutil.copyfile, src, target)
+        shutil.copyfile(src, target)
         return target
 
     async def sha256(self, uri: str) -> str:

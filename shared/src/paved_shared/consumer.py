@@ -59,6 +59,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class PermanentError(Exception):
+    """Raised by a handler for input that can never be applied (a domain rule refuses it).
+
+    The transaction rolls back and the record goes to the dead-letter topic at once,
+    with this exception's message as the reason; the consumer moves on.
+    """
+
+
 async def _raw_body(msg: StreamMessage[Any]) -> bytes:
     return msg.body
 
@@ -164,6 +172,12 @@ class EventConsumer:
                 else:
                     await handler(envelope, conn)
                     outcome = "applied"
+        except PermanentError as exc:
+            self._attempts.pop(where, None)
+            await self._dead_letter(
+                delivery, reason=str(exc), error_type=type(exc).__name__, envelope=envelope
+            )
+            return self._count(delivery, "dead_lettered")
         except TRANSIENT_ERRORS as exc:
             log.warning("transient failure on %s, will retry: %r", where, exc)
             await asyncio.sleep(self.retry_backoff_s)

@@ -243,3 +243,39 @@ async def test_relay_publishes_in_order_and_waiters_stand_by(stack) -> None:
 
 async def _pending_is(pool: Pool, n: int) -> bool:
     return await pending_count(pool) == n
+
+
+async def test_permanent_error_dead_letters_at_once_and_rolls_back(stack) -> None:
+    from paved_schemas.envelope import Envelope
+    from paved_shared.consumer import PermanentError
+    from paved_shared.db import Connection
+
+    schema = unique("t_perm")
+    topic = await new_topic(stack.bootstrap)
+    dlq = await new_topic(stack.bootstrap)
+    group = unique("g")
+    pool = await service_pool(stack.dsn, schema)
+
+    async def refuse(env: Envelope[object], conn: Connection) -> None:
+        await record_effect(env, conn)
+        raise PermanentError(f"model {env.data.model_name!r} is not registered")  # type: ignore[attr-defined]
+
+    broker = make_broker(stack.bootstrap, client_id="t", metrics_registry=CollectorRegistry())
+    EventConsumer(broker, pool, group, deadletter_topic=dlq).subscribe(topic, refuse)
+    event = sample_event("ghost")
+    try:
+        await broker.start()
+        await broker.publish(event.to_json_bytes(), topic=topic, key=b"ghost")
+        await wait_for(lambda: _offset_is(stack.bootstrap, group, topic, 1), what="consumed")
+    finally:
+        await broker.stop()
+    try:
+        dead = await read_all(stack.bootstrap, dlq, expect=1)
+        assert len(dead) == 1
+        assert dead[0][2]["x-dlq-reason"] == b"model 'ghost' is not registered"
+        assert dead[0][2]["x-dlq-error-type"] == b"PermanentError"
+        assert parse_envelope(dead[0][1]).data.original_event_id == event.id
+        assert parse_envelope(dead[0][1]).causationid == event.id
+        assert await _count(pool, "SELECT count(*) FROM effects") == 0, "effect rolled back"
+    finally:
+        await pool.close()

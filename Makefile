@@ -14,7 +14,8 @@ help: ## list targets
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: ## install the Python workspace (uv) and fetch the pinned Kafka jars
+setup: ## install system packages if missing, the Python workspace (uv), the pinned Kafka jars
+	@bash infra/local/system-deps.sh
 	@command -v $(UV) >/dev/null || python3 -m pip install --quiet "uv==0.13.9"
 	$(UV) sync --frozen --all-packages
 	$(PY) -m paved_shared.devstack fetch
@@ -23,18 +24,32 @@ setup: ## install the Python workspace (uv) and fetch the pinned Kafka jars
 infra-up: setup ## start Kafka (KRaft) and PostgreSQL on $PAVED_KAFKA_PORT / $PAVED_PG_PORT
 	$(PY) -m paved_shared.devstack up
 
-.PHONY: up
-up: infra-up ## run the platform: Kafka, PostgreSQL, topics
+export PAVED_REGISTRY_HTTP_PORT ?= 8080
+export PAVED_APPROVER_HTTP_PORT ?= 8081
+export PAVED_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(PAVED_KAFKA_PORT)
+export PAVED_DATABASE_URL ?= postgresql://postgres@127.0.0.1:$(PAVED_PG_PORT)/paved
+export PAVED_REGISTRY_URL ?= http://127.0.0.1:$(PAVED_REGISTRY_HTTP_PORT)
+export PAVED_APPROVER_URL ?= http://127.0.0.1:$(PAVED_APPROVER_HTTP_PORT)
+
+.PHONY: services-up
+services-up: infra-up ## start the five services (registry, validator, approver, deployer-local, audit)
 	$(PY) -m paved_shared.topics_admin
-	@echo "Paved infrastructure is up: Kafka 127.0.0.1:$(PAVED_KAFKA_PORT), PostgreSQL 127.0.0.1:$(PAVED_PG_PORT)"
+	$(PY) -m paved_shared.platform up
+
+.PHONY: up
+up: services-up ## run the platform (Kafka, PostgreSQL, every service) and the demo
+	$(UV) run --frozen paved demo
+	@echo "Paved is up. Try: uv run paved show iris-classifier 1 | make status | make down"
 
 .PHONY: down
-down: ## stop everything `make up` started
+down: ## stop everything `make up` started (services, model servers, Kafka, PostgreSQL)
+	-$(PY) -m paved_shared.platform down
 	-$(PY) -m paved_shared.devstack down
 
 .PHONY: status
 status: ## what is running
 	$(PY) -m paved_shared.devstack status
+	$(PY) -m paved_shared.platform status
 
 .PHONY: lint
 lint: ## ruff lint + format check

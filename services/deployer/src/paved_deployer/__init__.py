@@ -1,0 +1,1 @@
+"""Paved deployer: one process per target; deploys approved model versions and reports status."""

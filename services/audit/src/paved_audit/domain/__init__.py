@@ -1,0 +1,1 @@
+"""Pure audit-chain logic: canonical bytes and chain hashes (no I/O)."""

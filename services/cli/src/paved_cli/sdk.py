@@ -1,0 +1,418 @@
+"""The Paved Python SDK: typed clients for the registry and approver APIs, and Kafka
+helpers to publish commands and follow deployment status.
+
+``AsyncPavedClient`` and ``PavedClient`` (sync) expose the same methods; both build
+their requests with one ``_Calls`` table so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from paved_schemas import topics
+from paved_schemas.base import Contract
+from paved_schemas.envelope import ContractError, Envelope, parse_envelope
+from paved_schemas.events import DeploymentStatusChanged
+
+JSON = dict[str, Any]
+
+
+class PavedError(Exception):
+    """An API call was refused; ``detail`` is the server's RFC 9457 problem detail."""
+
+    def __init__(self, status: int, title: str, detail: str, body: JSON | None = None) -> None:
+        super().__init__(f"{status} {title}: {detail}")
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.body = body or {}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request: which service, method, path, body, extra headers."""
+
+    service: str  # "registry" | "approver"
+    method: str
+    path: str
+    json: JSON | None = None
+    params: dict[str, str] | None = None
+    headers: dict[str, str] | None = None
+
+
+class _Calls:
+    """Every API call of the SDK, as data."""
+
+    @staticmethod
+    def create_model(
+        name: str, description: str = "", owner_team: str = "", tags: dict[str, str] | None = None
+    ) -> Call:
+        body = {
+            "name": name,
+            "description": description,
+            "owner_team": owner_team,
+            "tags": tags or {},
+        }
+        return Call("registry", "POST", "/api/v1/models", body)
+
+    @staticmethod
+    def list_models() -> Call:
+        return Call("registry", "GET", "/api/v1/models")
+
+    @staticmethod
+    def get_model(name: str) -> Call:
+        return Call("registry", "GET", f"/api/v1/models/{name}")
+
+    @staticmethod
+    def register_version(model: str, body: JSON, idempotency_key: str | None) -> Call:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return Call("registry", "POST", f"/api/v1/models/{model}/versions", body, headers=headers)
+
+    @staticmethod
+    def list_versions(model: str) -> Call:
+        return Call("registry", "GET", f"/api/v1/models/{model}/versions")
+
+    @staticmethod
+    def get_version(model: str, version: int) -> Call:
+        return Call("registry", "GET", f"/api/v1/models/{model}/versions/{version}")
+
+    @staticmethod
+    def request_deployment(model: str, version: int, target: str, spec: JSON | None) -> Call:
+        body: JSON = {"target": target}
+        if spec is not None:
+            body["spec"] = spec
+        return Call(
+            "registry", "POST", f"/api/v1/models/{model}/versions/{version}/deployments", body
+        )
+
+    @staticmethod
+    def get_deployment(deployment_id: str) -> Call:
+        return Call("registry", "GET", f"/api/v1/deployments/{deployment_id}")
+
+    @staticmethod
+    def retire(model: str, version: int, reason: str) -> Call:
+        return Call(
+            "registry",
+            "POST",
+            f"/api/v1/models/{model}/versions/{version}/retire",
+            {"reason": reason},
+        )
+
+    @staticmethod
+    def list_approvals(state: str | None, model: str | None) -> Call:
+        params = {k: v for k, v in {"state": state, "model": model}.items() if v}
+        return Call("approver", "GET", "/api/v1/approvals", params=params)
+
+    @staticmethod
+    def get_approval(approval_id: str) -> Call:
+        return Call("approver", "GET", f"/api/v1/approvals/{approval_id}")
+
+    @staticmethod
+    def decide(approval_id: str, decision: str, meaning: str, reason: str) -> Call:
+        body = {"decision": decision, "meaning": meaning, "reason": reason}
+        return Call("approver", "POST", f"/api/v1/approvals/{approval_id}/decisions", body)
+
+
+def _result(resp: httpx.Response) -> Any:
+    if resp.status_code >= 400:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {"detail": resp.text}
+        if not isinstance(body, dict):
+            body = {"detail": str(body)}
+        raise PavedError(
+            resp.status_code,
+            str(body.get("title", resp.reason_phrase)),
+            str(body.get("detail", body)),
+            body,
+        )
+    if not resp.content:
+        return {}
+    return resp.json()
+
+
+def version_body(
+    *,
+    artifact_uri: str,
+    artifact_digest: str,
+    framework: str,
+    signature: JSON,
+    model_card: JSON,
+    lineage: JSON | None = None,
+    tags: dict[str, str] | None = None,
+    version: int | None = None,
+) -> JSON:
+    """The JSON body of a version registration."""
+    body: JSON = {
+        "artifact_uri": artifact_uri,
+        "artifact_digest": artifact_digest,
+        "framework": framework,
+        "signature": signature,
+        "model_card": model_card,
+        "tags": tags or {},
+    }
+    if lineage is not None:
+        body["lineage"] = lineage
+    if version is not None:
+        body["version"] = version
+    return body
+
+
+class _Base:
+    def __init__(self, registry_url: str, approver_url: str, *, user: str, user_name: str) -> None:
+        self.urls = {"registry": registry_url.rstrip("/"), "approver": approver_url.rstrip("/")}
+        self.actor_headers = {"X-Paved-User": user, "X-Paved-User-Name": user_name}
+
+    def _request_args(self, call: Call) -> JSON:
+        return {
+            "method": call.method,
+            "url": self.urls[call.service] + call.path,
+            "json": call.json,
+            "params": call.params,
+            "headers": {**self.actor_headers, **(call.headers or {})},
+        }
+
+
+class AsyncPavedClient(_Base):
+    """Async client for the registry and approver HTTP APIs."""
+
+    def __init__(
+        self,
+        registry_url: str,
+        approver_url: str,
+        *,
+        user: str,
+        user_name: str,
+        timeout_s: float = 30.0,
+    ) -> None:
+        super().__init__(registry_url, approver_url, user=user, user_name=user_name)
+        self._http = httpx.AsyncClient(timeout=timeout_s)
+
+    async def __aenter__(self) -> AsyncPavedClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def call(self, call: Call) -> Any:
+        """Send one call; raise ``PavedError`` with the server's reason on 4xx/5xx."""
+        return _result(await self._http.request(**self._request_args(call)))
+
+    async def create_model(self, name: str, **kw: Any) -> JSON:
+        result: JSON = await self.call(_Calls.create_model(name, **kw))
+        return result
+
+    async def register_version(
+        self, model: str, body: JSON, idempotency_key: str | None = None
+    ) -> JSON:
+        result: JSON = await self.call(_Calls.register_version(model, body, idempotency_key))
+        return result
+
+    async def get_version(self, model: str, version: int) -> JSON:
+        result: JSON = await self.call(_Calls.get_version(model, version))
+        return result
+
+    async def request_deployment(
+        self, model: str, version: int, target: str = "local", spec: JSON | None = None
+    ) -> JSON:
+        result: JSON = await self.call(_Calls.request_deployment(model, version, target, spec))
+        return result
+
+    async def get_deployment(self, deployment_id: str) -> JSON:
+        result: JSON = await self.call(_Calls.get_deployment(deployment_id))
+        return result
+
+    async def list_approvals(self, state: str | None = None, model: str | None = None) -> Any:
+        return await self.call(_Calls.list_approvals(state, model))
+
+    async def decide(self, approval_id: str, decision: str, meaning: str, reason: str) -> JSON:
+        result: JSON = await self.call(_Calls.decide(approval_id, decision, meaning, reason))
+        return result
+
+    async def wait_for_state(
+        self,
+        model: str,
+        version: int,
+        states: Collection[str],
+        *,
+        timeout_s: float = 120.0,
+        on_change: Callable[[str], None] | None = None,
+    ) -> JSON:
+        """Poll the version until its state is one of ``states``; report each change."""
+        deadline = time.monotonic() + timeout_s
+        last = None
+        while True:
+            current = await self.get_version(model, version)
+            state = str(current.get("state"))
+            if state != last and on_change is not None:
+                on_change(state)
+            last = state
+            if state in states:
+                return current
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{model} v{version} is still {state!r} after {timeout_s:.0f}s; "
+                    f"waited for {sorted(states)}"
+                )
+            await asyncio.sleep(0.3)
+
+
+class PavedClient(_Base):
+    """Synchronous client (scripts, notebooks); same calls as ``AsyncPavedClient``."""
+
+    def __init__(
+        self,
+        registry_url: str,
+        approver_url: str,
+        *,
+        user: str,
+        user_name: str,
+        timeout_s: float = 30.0,
+    ) -> None:
+        super().__init__(registry_url, approver_url, user=user, user_name=user_name)
+        self._http = httpx.Client(timeout=timeout_s)
+
+    def __enter__(self) -> PavedClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+
+    def call(self, call: Call) -> Any:
+        return _result(self._http.request(**self._request_args(call)))
+
+    def create_model(self, name: str, **kw: Any) -> JSON:
+        result: JSON = self.call(_Calls.create_model(name, **kw))
+        return result
+
+    def register_version(self, model: str, body: JSON, idempotency_key: str | None = None) -> JSON:
+        result: JSON = self.call(_Calls.register_version(model, body, idempotency_key))
+        return result
+
+    def get_version(self, model: str, version: int) -> JSON:
+        result: JSON = self.call(_Calls.get_version(model, version))
+        return result
+
+    def list_versions(self, model: str) -> Any:
+        return self.call(_Calls.list_versions(model))
+
+    def list_models(self) -> Any:
+        return self.call(_Calls.list_models())
+
+    def request_deployment(
+        self, model: str, version: int, target: str = "local", spec: JSON | None = None
+    ) -> JSON:
+        result: JSON = self.call(_Calls.request_deployment(model, version, target, spec))
+        return result
+
+    def get_deployment(self, deployment_id: str) -> JSON:
+        result: JSON = self.call(_Calls.get_deployment(deployment_id))
+        return result
+
+    def retire(self, model: str, version: int, reason: str) -> JSON:
+        result: JSON = self.call(_Calls.retire(model, version, reason))
+        return result
+
+    def list_approvals(self, state: str | None = None, model: str | None = None) -> Any:
+        return self.call(_Calls.list_approvals(state, model))
+
+    def get_approval(self, approval_id: str) -> JSON:
+        result: JSON = self.call(_Calls.get_approval(approval_id))
+        return result
+
+    def decide(self, approval_id: str, decision: str, meaning: str, reason: str) -> JSON:
+        result: JSON = self.call(_Calls.decide(approval_id, decision, meaning, reason))
+        return result
+
+
+# -- Kafka ------------------------------------------------------------------------------
+
+
+async def publish_command(
+    bootstrap: str, data: Contract, *, actor: str, actorname: str, source: str = "/paved/sdk"
+) -> Envelope[Any]:
+    """Publish a command or event (e.g. ``RegisterModelVersion``) to its topic, durably."""
+    event = Envelope.new(data, source=source, actor=actor, actorname=actorname)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            data.TOPIC,
+            value=event.to_json_bytes(),
+            key=data.key().encode(),
+            headers=[
+                ("ce_id", event.id.encode()),
+                ("ce_type", event.type.encode()),
+                ("content-type", b"application/json"),
+            ],
+        )
+    finally:
+        await producer.stop()
+    return event
+
+
+async def watch_deployments(
+    bootstrap: str,
+    *,
+    deployment_id: str | None = None,
+    model: str | None = None,
+    from_beginning: bool = False,
+    idle_timeout_s: float | None = None,
+) -> AsyncIterator[Envelope[DeploymentStatusChanged]]:
+    """Yield deployment status events as they are published (optionally filtered).
+
+    Reads without a consumer group (nothing is committed, any number of watchers);
+    starts at the end of the topic unless ``from_beginning``. Stops after
+    ``idle_timeout_s`` without a matching event when given.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        client_id=f"paved-watch-{uuid.uuid4().hex[:8]}",
+    )
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topics.DEPLOYMENT_STATUS)
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(topics.DEPLOYMENT_STATUS) or set()
+        assigned = [TopicPartition(topics.DEPLOYMENT_STATUS, p) for p in sorted(parts)]
+        consumer.assign(assigned)
+        if from_beginning:
+            await consumer.seek_to_beginning(*assigned)
+        else:
+            await consumer.seek_to_end(*assigned)
+        last_seen = time.monotonic()
+        while True:
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for record in records:
+                    try:
+                        env = parse_envelope(record.value or b"")
+                    except ContractError:
+                        continue
+                    data = env.data
+                    if not isinstance(data, DeploymentStatusChanged):
+                        continue
+                    if deployment_id and data.deployment_id != deployment_id:
+                        continue
+                    if model and data.model_name != model:
+                        continue
+                    last_seen = time.monotonic()
+                    yield env
+            if idle_timeout_s is not None and time.monotonic() - last_seen > idle_timeout_s:
+                return
+    finally:
+        await consumer.stop()

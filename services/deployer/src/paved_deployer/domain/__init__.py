@@ -1,0 +1,1 @@
+"""Pure deployer logic: tensor checking, status transitions, admission and reconcile plans."""

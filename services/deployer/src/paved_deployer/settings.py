@@ -1,0 +1,82 @@
+"""Settings of a deployer process (env prefix ``PAVED_``, fields ``deployer_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from paved_schemas import topics
+from paved_shared.db import check_identifier
+from paved_shared.settings import PavedSettings
+from pydantic import Field, field_validator
+
+
+class DeployerSettings(PavedSettings):
+    """One deployer process serves one target (`PAVED_DEPLOYER_TARGET`)."""
+
+    service_name: str = Field(default="deployer", description="Name used in logs and traces.")
+    deployer_target: Literal["local", "aws", "gcp"] = Field(
+        default="local",
+        description="Which target this process deploys to; picks the DeployTarget adapter.",
+    )
+    deployer_db_schema: str | None = Field(
+        default=None,
+        description="PostgreSQL schema of this deployer; default `deployer_<target>`.",
+    )
+    deployer_consumer_group: str | None = Field(
+        default=None,
+        description="Kafka consumer group; default `topics.DEPLOYER_GROUPS[target]`.",
+    )
+    deployer_run_dir: Path = Field(
+        default=Path(".run/deployments"),
+        description="Where local model servers keep their files (model copy, signature, log).",
+    )
+    deployer_ready_timeout_s: float = Field(
+        default=60.0, gt=0, description="How long a new model server may take to become ready."
+    )
+    deployer_approval_wait_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long a deployment waits for an unknown approval/registration "
+        "before it fails.",
+    )
+    deployer_reconcile_interval_s: float = Field(
+        default=1.0, gt=0, description="Reconciler poll period (it is also woken on commits)."
+    )
+    deployer_stop_servers_on_exit: bool = Field(
+        default=False,
+        description="Stop model servers when the deployer stops (default: leave them serving "
+        "so a restarted deployer adopts them).",
+    )
+    deployer_artifact_root: Path | None = Field(
+        default=None,
+        description="If set, file:// artifacts must lie under this folder.",
+    )
+    deployer_host: str = Field(
+        default="127.0.0.1", description="Interface local model servers listen on."
+    )
+    deployer_unready_restart_after: int = Field(
+        default=5,
+        ge=1,
+        description="Consecutive failed readiness probes of a live server before it is restarted.",
+    )
+
+    @field_validator("deployer_db_schema")
+    @classmethod
+    def _safe_schema(cls, value: str | None) -> str | None:
+        return None if value is None else check_identifier(value)
+
+    @property
+    def schema(self) -> str:
+        """The effective DB schema."""
+        return self.deployer_db_schema or f"deployer_{self.deployer_target}"
+
+    @property
+    def consumer_group(self) -> str:
+        """The effective consumer group."""
+        return self.deployer_consumer_group or topics.DEPLOYER_GROUPS[self.deployer_target]
+
+    @property
+    def service(self) -> str:
+        """Service name on events (`source` is `/paved/<service>`)."""
+        return f"deployer-{self.deployer_target}"

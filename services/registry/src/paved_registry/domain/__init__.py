@@ -1,0 +1,1 @@
+"""Pure domain logic of the registry: the lifecycle state machine and registration rules."""

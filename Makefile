@@ -44,6 +44,7 @@ up: services-up ## run the platform (Kafka, PostgreSQL, every service) and the d
 .PHONY: down
 down: ## stop everything `make up` started (services, model servers, Kafka, PostgreSQL)
 	-$(PY) -m paved_shared.platform down
+	-PAVED_DEPLOYER_RUN_DIR=$(PAVED_RUN_DIR)/deployments $(PY) -m paved_deployer stop-servers
 	-$(PY) -m paved_shared.devstack down
 
 .PHONY: status

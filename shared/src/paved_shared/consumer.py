@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Union
 
@@ -84,6 +84,37 @@ def _documented_payload(topic: str, wanted: frozenset[str] | None) -> Any:
     return envelopes[0] if len(envelopes) == 1 else Union[envelopes]  # noqa: UP007
 
 
+@dataclass(frozen=True)
+class Route:
+    """Which handler applies which event types (None: all) arriving on one topic."""
+
+    topic: str
+    handler: Handler
+    event_types: Collection[str] | None = None
+
+
+def _combine(routes: Sequence[Route]) -> tuple[Handler, frozenset[str] | None]:
+    """One handler running every route of a topic that wants the event, in order."""
+    if len(routes) == 1:
+        only = routes[0]
+        types = None if only.event_types is None else frozenset(only.event_types)
+        return only.handler, types
+    wanted: frozenset[str] | None = frozenset()
+    for r in routes:
+        if r.event_types is None:
+            wanted = None
+            break
+        assert wanted is not None
+        wanted = wanted | frozenset(r.event_types)
+
+    async def combined(env: Envelope[Any], conn: Connection) -> None:
+        for r in routes:
+            if r.event_types is None or env.type in r.event_types:
+                await r.handler(env, conn)
+
+    return combined, wanted
+
+
 @dataclass
 class EventConsumer:
     """Registers idempotent subscribers of one consumer group on a broker."""
@@ -106,7 +137,22 @@ class EventConsumer:
         description: str | None = None,
     ) -> None:
         """Apply ``handler`` once per event of ``event_types`` (all when None) on ``topic``."""
-        wanted = None if event_types is None else frozenset(event_types)
+        self.subscribe_many(
+            [Route(topic, handler, event_types)], title=title, description=description
+        )
+
+    def subscribe_many(
+        self, routes: Sequence[Route], *, title: str | None = None, description: str | None = None
+    ) -> None:
+        """One Kafka consumer for all ``routes``' topics, dispatching by topic and type.
+
+        One consumer per service (not one per topic) means one group member: joining
+        costs a single rebalance, and a record's handlers run in one transaction.
+        """
+        by_topic: dict[str, list[Route]] = {}
+        for route in routes:
+            by_topic.setdefault(route.topic, []).append(route)
+        dispatch = {topic: _combine(rs) for topic, rs in by_topic.items()}
 
         async def on_record(body: bytes, message: KafkaMessage) -> None:
             raw = message.raw_message
@@ -119,17 +165,21 @@ class EventConsumer:
                 value=record.value if record.value is not None else b"",
                 headers=dict(record.headers or ()),
             )
+            handler, wanted = dispatch[delivery.topic]
             await self.process(delivery, handler, wanted)
 
         # The handler gets raw bytes (parsing and dead-lettering are ours); the annotation
-        # only tells the AsyncAPI document which envelopes travel on this topic.
+        # only tells the AsyncAPI document which envelopes travel on these topics.
+        payloads = [_documented_payload(t, w) for t, (_, w) in sorted(dispatch.items())]
+        payload = payloads[0] if len(payloads) == 1 else Union[tuple(payloads)]  # noqa: UP007
         on_record.__annotations__ = {
-            "body": Annotated[_documented_payload(topic, wanted), NoCastField()],
+            "body": Annotated[payload, NoCastField()],
             "message": KafkaMessage,
             "return": None,
         }
+        names = sorted(dispatch)
         self.broker.subscriber(
-            topic,
+            *names,
             decoder=_raw_body,
             group_id=self.group,
             auto_offset_reset="earliest",
@@ -137,7 +187,7 @@ class EventConsumer:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
             max_poll_records=50,
-            title=title or f"{self.group}:{topic}",
+            title=title or f"{self.group}:{','.join(names)}",
             description=description,
         )(on_record)
 

@@ -238,9 +238,14 @@ class KafkaNode:
 
 
 def _kafka_cluster_id() -> str:
+    """A random KRaft cluster id (base64url of a UUID), never starting with '-'
+    (StorageTool would read that as an option)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _kafka_ready(bootstrap: str) -> bool:

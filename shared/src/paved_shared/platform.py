@@ -84,9 +84,7 @@ class Platform:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise DevStackError(
-                    f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}"
-                )
+                raise DevStackError(f"{name} exited with {proc.returncode}:\n{self.log_tail(name)}")
             if self._ready(spec):
                 return
             time.sleep(0.2)
@@ -99,7 +97,7 @@ class Platform:
             return True
         try:
             url = f"http://127.0.0.1:{spec.port}{spec.ready_path}"
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 return bool(resp.status == 200)
         except OSError:
             return False
@@ -191,9 +189,7 @@ def default_specs(*, ports: dict[str, int] | None = None,
 def ephemeral_specs(deployer_run_dir: Path) -> dict[str, ServiceSpec]:
     """The same services on free ports (tests)."""
     names = ("registry", "approver", "validator", "deployer-local", "audit")
-    return default_specs(
-        ports={n: free_port() for n in names}, deployer_run_dir=deployer_run_dir
-    )
+    return default_specs(ports={n: free_port() for n in names}, deployer_run_dir=deployer_run_dir)
 
 
 def main(argv: list[str]) -> int:
@@ -205,10 +201,10 @@ def main(argv: list[str]) -> int:
         "PAVED_DATABASE_URL": stack.postgres.dsn,
         "PAVED_ENVIRONMENT": "dev",
         "PAVED_VALIDATOR_EVIDENCE_DIR": str(run_dir / "evidence"),
+        # `make down` stops the model servers with their deployer.
+        "PAVED_DEPLOYER_STOP_SERVERS_ON_EXIT": "true",
     }
-    platform = Platform(
-        run_dir, base_env, default_specs(deployer_run_dir=run_dir / "deployments")
-    )
+    platform = Platform(run_dir, base_env, default_specs(deployer_run_dir=run_dir / "deployments"))
     try:
         if cmd == "up":
             for name in platform.specs:

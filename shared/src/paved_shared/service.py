@@ -28,7 +28,7 @@ from paved_schemas.base import Contract
 from paved_schemas.envelope import Envelope
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
-from paved_shared.consumer import EventConsumer, Handler
+from paved_shared.consumer import EventConsumer, Handler, Route
 from paved_shared.db import (
     Connection,
     Migration,
@@ -81,6 +81,9 @@ class ServiceRuntime:
         self._relay: OutboxRelay | None = None
         self._relay_task: asyncio.Task[None] | None = None
         self._started = False
+        self._routes: list[Route] = []
+        self._descriptions: list[str] = []
+        self._subscribed = False
 
     # -- wiring (no I/O) -------------------------------------------------------------
 
@@ -92,14 +95,26 @@ class ServiceRuntime:
         event_types: Collection[str] | None = None,
         description: str | None = None,
     ) -> None:
-        """Apply ``handler`` once per event (of ``event_types``) arriving on ``topic``."""
-        self.consumer.subscribe(
-            topic,
-            handler,
-            event_types=event_types,
-            title=f"{self.service}:{topic}",
-            description=description,
+        """Apply ``handler`` once per event (of ``event_types``) arriving on ``topic``.
+
+        Subscriptions are collected and become one Kafka consumer (one group member)
+        when the runtime starts or documents itself.
+        """
+        if self._subscribed:
+            raise RuntimeError(f"{self.service}: subscribe() after the consumer was built")
+        self._routes.append(Route(topic, handler, event_types))
+        if description:
+            self._descriptions.append(f"{topic}: {description}")
+
+    def _build_consumer(self) -> None:
+        if self._subscribed or not self._routes:
+            return
+        self.consumer.subscribe_many(
+            self._routes,
+            title=f"{self.service}:consume",
+            description="; ".join(self._descriptions) or None,
         )
+        self._subscribed = True
 
     def declare_emits(self, *contracts: type[Contract]) -> None:
         """Document (AsyncAPI) the events this service publishes through its outbox."""
@@ -113,6 +128,7 @@ class ServiceRuntime:
 
     def asyncapi(self) -> dict[str, Any]:
         """This service's AsyncAPI 3 document."""
+        self._build_consumer()
         spec = AsyncAPI(
             self.broker,
             title=f"paved-{self.service}",
@@ -179,6 +195,7 @@ class ServiceRuntime:
             tracer_provider=self.tracer_provider,
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.service}-outbox")
+        self._build_consumer()
         await self.broker.start()
         if s.metrics_port:
             start_http_server(s.metrics_port, addr="127.0.0.1", registry=self.metrics_registry)

@@ -23,7 +23,7 @@ from prometheus_client import Counter
 from paved_audit.delivery import current_delivery
 from paved_audit.domain.chain import (
     GENESIS_HASH,
-    CanonicalizationFailed,
+    CanonicalizationError,
     canonicalize_value,
     chain_hash,
     parse_json_object,
@@ -78,7 +78,7 @@ class AuditAppender:
         try:
             document = parse_json_object(delivery.value)
             canonical = canonicalize_value(document)
-        except CanonicalizationFailed as exc:
+        except CanonicalizationError as exc:
             raise PermanentError(
                 f"event {env.id!r} ({env.type}) at {where} cannot be sealed: {exc}"
             ) from exc

@@ -170,7 +170,7 @@ def run_demo(console: Console) -> int:
                 }
             ]
         }
-        resp = httpx.post(f"{endpoint}/v2/models/{MODEL}/infer", json=body, timeout=10)
+        resp = httpx.post(f"{endpoint}/infer", json=body, timeout=10)
         resp.raise_for_status()
         served = resp.json()["outputs"][0]["data"]
         local = model.predict(sample).tolist()

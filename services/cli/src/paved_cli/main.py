@@ -80,7 +80,7 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
 def models_create(
     name: str,
     description: Annotated[str, typer.Option(help="What the model is for.")] = "",
-    team: Annotated[str, typer.Option(help="Owning team.")] = "",
+    team: Annotated[str, typer.Option(help="Owning team (required).")],
 ) -> None:
     """Create a registered model (the container of its versions)."""
     with client() as c:

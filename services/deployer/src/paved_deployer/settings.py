@@ -67,7 +67,7 @@ class DeployerSettings(PavedSettings):
         return None if value is None else check_identifier(value)
 
     @property
-    def schema(self) -> str:
+    def db_schema(self) -> str:
         """The effective DB schema."""
         return self.deployer_db_schema or f"deployer_{self.deployer_target}"
 

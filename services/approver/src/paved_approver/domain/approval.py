@@ -2,7 +2,7 @@
 
 ``decide`` is pure: given the case, the signatures it already holds and one
 person's decision, it returns the new signature and the case's next state, or
-raises a ``DecisionRefused`` subclass saying which rule refused it and why.
+raises a ``DecisionRefusedError`` subclass saying which rule refused it and why.
 """
 
 from __future__ import annotations
@@ -34,26 +34,29 @@ class Decision(StrEnum):
 APPROVING_MEANINGS = frozenset(
     {SignatureMeaning.APPROVAL, SignatureMeaning.REVIEW, SignatureMeaning.RESPONSIBILITY}
 )
-DEFAULT_MEANING = {Decision.APPROVE: SignatureMeaning.APPROVAL, Decision.REJECT: SignatureMeaning.REJECTION}
+DEFAULT_MEANING = {
+    Decision.APPROVE: SignatureMeaning.APPROVAL,
+    Decision.REJECT: SignatureMeaning.REJECTION,
+}
 
 
-class DecisionRefused(Exception):
+class DecisionRefusedError(Exception):
     """A decision a rule refuses; the message names the rule and the offending value."""
 
 
-class SeparationOfDuties(DecisionRefused):
+class SeparationOfDutiesError(DecisionRefusedError):
     """The registrant of a version tried to decide on its approval."""
 
 
-class AlreadySigned(DecisionRefused):
+class AlreadySignedError(DecisionRefusedError):
     """The same person tried to sign one approval twice."""
 
 
-class ApprovalClosed(DecisionRefused):
+class ApprovalClosedError(DecisionRefusedError):
     """The approval is granted, rejected or closed: no decision is possible any more."""
 
 
-class InvalidDecision(DecisionRefused):
+class InvalidDecisionError(DecisionRefusedError):
     """The decision is malformed: meaning does not fit the decision, or reason is empty."""
 
 
@@ -126,35 +129,35 @@ def decide(
     meaning: SignatureMeaning | None,
     now: datetime,
 ) -> DecisionOutcome:
-    """Apply one person's decision to ``case``; raise ``DecisionRefused`` if a rule refuses it."""
+    """Apply one person's decision to ``case``; raise ``DecisionRefusedError`` if refused."""
     verb = decision.value
     if actor.user_id == case.registered_by:
-        raise SeparationOfDuties(
+        raise SeparationOfDutiesError(
             f"separation of duties: {actor.user_id} registered {case.model_name} "
             f"v{case.version} and cannot {verb} it"
         )
     if case.state is not ApprovalState.PENDING:
-        raise ApprovalClosed(
+        raise ApprovalClosedError(
             f"approval {case.approval_id} of {case.model_name} v{case.version} is "
             f"{case.state.value}; no further decision is possible"
         )
     if any(s.signer_id == actor.user_id for s in existing):
-        raise AlreadySigned(
+        raise AlreadySignedError(
             f"{actor.user_id} has already signed approval {case.approval_id} of "
             f"{case.model_name} v{case.version}; each approver signs once"
         )
     meaning = meaning or DEFAULT_MEANING[decision]
     if decision is Decision.APPROVE and meaning not in APPROVING_MEANINGS:
         allowed = sorted(m.value for m in APPROVING_MEANINGS)
-        raise InvalidDecision(
+        raise InvalidDecisionError(
             f"meaning {meaning.value!r} does not fit decision 'approve'; use one of {allowed}"
         )
     if decision is Decision.REJECT and meaning is not SignatureMeaning.REJECTION:
-        raise InvalidDecision(
+        raise InvalidDecisionError(
             f"meaning {meaning.value!r} does not fit decision 'reject'; use 'rejection'"
         )
     if not reason.strip():
-        raise InvalidDecision("reason must not be empty: say why you sign")
+        raise InvalidDecisionError("reason must not be empty: say why you sign")
     signature = Signature(
         signer_id=actor.user_id,
         printed_name=actor.printed_name,

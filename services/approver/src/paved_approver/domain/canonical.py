@@ -19,7 +19,7 @@ class CanonicalizationError(ValueError):
 
 
 def canonical_json(value: Any) -> bytes:
-    """The RFC 8785 canonical UTF-8 bytes of ``value`` (dicts, lists, str, int, float, bool, None)."""
+    """RFC 8785 canonical UTF-8 bytes of ``value`` (dict, list, str, int, float, bool, None)."""
     parts: list[str] = []
     _write(value, parts)
     return "".join(parts).encode("utf-8")
@@ -39,17 +39,7 @@ def _write(value: Any, out: list[str]) -> None:
     elif isinstance(value, float):
         out.append(_number(value))
     elif isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str):
-                raise CanonicalizationError(f"object keys must be strings, got {key!r}")
-        out.append("{")
-        for i, key in enumerate(sorted(value, key=lambda k: k.encode("utf-16-be"))):
-            if i:
-                out.append(",")
-            out.append(_string(key))
-            out.append(":")
-            _write(value[key], out)
-        out.append("}")
+        _object(value, out)
     elif isinstance(value, list | tuple):
         out.append("[")
         for i, item in enumerate(value):
@@ -59,6 +49,21 @@ def _write(value: Any, out: list[str]) -> None:
         out.append("]")
     else:
         raise CanonicalizationError(f"no JSON form for {type(value).__name__} value {value!r}")
+
+
+def _object(value: dict[Any, Any], out: list[str]) -> None:
+    for key in value:
+        if not isinstance(key, str):
+            raise CanonicalizationError(f"object keys must be strings, got {key!r}")
+    out.append("{")
+    # RFC 8785 orders members by the UTF-16 code units of their names.
+    for i, key in enumerate(sorted(value, key=lambda k: k.encode("utf-16-be"))):
+        if i:
+            out.append(",")
+        out.append(_string(key))
+        out.append(":")
+        _write(value[key], out)
+    out.append("}")
 
 
 def _string(text: str) -> str:

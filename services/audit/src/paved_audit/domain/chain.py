@@ -31,7 +31,7 @@ GENESIS_HASH: Final = "0" * 64
 _HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-class CanonicalizationFailed(ValueError):
+class CanonicalizationError(ValueError):
     """A message cannot be turned into a canonical audit record; says which value and why."""
 
 
@@ -45,20 +45,20 @@ def _shorten(value: object, limit: int = 120) -> str:
 
 
 def parse_json_object(raw: bytes | str) -> dict[str, Any]:
-    """Parse strict JSON (no NaN/Infinity) that must be an object; raise CanonicalizationFailed."""
+    """Parse strict JSON (no NaN/Infinity) that must be an object; raise CanonicalizationError."""
     try:
         document = json.loads(raw, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise CanonicalizationFailed(f"not valid JSON ({exc}): {_shorten(raw)}") from exc
+        raise CanonicalizationError(f"not valid JSON ({exc}): {_shorten(raw)}") from exc
     if not isinstance(document, dict):
-        raise CanonicalizationFailed(f"not a JSON object: {_shorten(document)}")
+        raise CanonicalizationError(f"not a JSON object: {_shorten(document)}")
     return document
 
 
 def canonicalize(raw: bytes | str) -> bytes:
     """RFC 8785 canonical bytes of the JSON object in ``raw`` (the envelope as received).
 
-    Raises ``CanonicalizationFailed`` for input outside I-JSON (RFC 7493), which RFC 8785
+    Raises ``CanonicalizationError`` for input outside I-JSON (RFC 7493), which RFC 8785
     cannot represent: not an object, NaN/Infinity, integers beyond ±(2**53-1), lone
     surrogates.
     """
@@ -71,7 +71,7 @@ def canonicalize_value(value: Any) -> bytes:
     try:
         return rfc8785.dumps(value)
     except (rfc8785.CanonicalizationError, UnicodeEncodeError, TypeError) as exc:
-        raise CanonicalizationFailed(f"cannot canonicalise (RFC 8785): {exc}") from exc
+        raise CanonicalizationError(f"cannot canonicalise (RFC 8785): {exc}") from exc
 
 
 def is_hex_sha256(value: str) -> bool:

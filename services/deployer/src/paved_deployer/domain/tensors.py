@@ -113,8 +113,7 @@ def _check_elements(name: str, datatype: Datatype, leaves: list[Any]) -> None:
             kind = "a string"
         if not ok:
             raise TensorError(
-                f"input {name!r}: element {index} is {_short(value)}, not {kind} "
-                f"({datatype.value})"
+                f"input {name!r}: element {index} is {_short(value)}, not {kind} ({datatype.value})"
             )
 
 
@@ -135,7 +134,7 @@ def check_tensor(spec: TensorSpec, tensor: RequestTensor) -> npt.NDArray[Any]:
             f"expects {spec.shape} ({len(spec.shape)} dimensions)"
         )
     for axis, (got, want) in enumerate(zip(shape, spec.shape, strict=True)):
-        if want != -1 and got != want:
+        if want not in (-1, got):
             raise TensorError(
                 f"input {name!r} has shape {shape} but the model expects {spec.shape} "
                 f"(dimension {axis} must be {want})"
@@ -166,8 +165,7 @@ def check_inputs(
             raise TensorError(f"input {tensor.name!r} is given more than once")
         if tensor.name not in declared:
             raise TensorError(
-                f"input {tensor.name!r} is not an input of {model}; "
-                f"expected {sorted(declared)}"
+                f"input {tensor.name!r} is not an input of {model}; expected {sorted(declared)}"
             )
         given[tensor.name] = tensor
     missing = [name for name in declared if name not in given]

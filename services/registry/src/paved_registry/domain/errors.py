@@ -11,7 +11,7 @@ class RegistryError(Exception):
     title = "Request refused"
 
 
-class UnknownModel(RegistryError):
+class UnknownModelError(RegistryError):
     """The named model is not registered."""
 
     title = "Unknown model"
@@ -21,7 +21,7 @@ class UnknownModel(RegistryError):
         super().__init__(f"model {name!r} is not registered; register the model first")
 
 
-class UnknownVersion(RegistryError):
+class UnknownVersionError(RegistryError):
     """The named model version is not registered."""
 
     title = "Unknown model version"
@@ -32,7 +32,7 @@ class UnknownVersion(RegistryError):
         super().__init__(f"model version {name!r} version {version} is not registered")
 
 
-class UnknownDeployment(RegistryError):
+class UnknownDeploymentError(RegistryError):
     """No deployment has this id."""
 
     title = "Unknown deployment"
@@ -42,7 +42,7 @@ class UnknownDeployment(RegistryError):
         super().__init__(f"deployment {deployment_id!r} is not known to the registry")
 
 
-class ModelExists(RegistryError):
+class ModelExistsError(RegistryError):
     """A model of that name exists already."""
 
     title = "Model exists"
@@ -52,7 +52,7 @@ class ModelExists(RegistryError):
         super().__init__(f"model {name!r} is already registered; choose another name")
 
 
-class VersionConflict(RegistryError):
+class VersionConflictError(RegistryError):
     """The version number is taken by a different artifact (digests are immutable)."""
 
     title = "Version exists with another digest"
@@ -66,7 +66,7 @@ class VersionConflict(RegistryError):
         )
 
 
-class IdempotencyConflict(RegistryError):
+class IdempotencyConflictError(RegistryError):
     """An idempotency key (request id) was reused for a different request."""
 
     title = "Idempotency key reused"
@@ -79,7 +79,7 @@ class IdempotencyConflict(RegistryError):
         )
 
 
-class DigestMismatch(RegistryError):
+class DigestMismatchError(RegistryError):
     """An event refers to a version with a digest other than the registered one."""
 
     title = "Artifact digest mismatch"
@@ -91,13 +91,11 @@ class DigestMismatch(RegistryError):
         )
 
 
-class StateConflict(RegistryError):
+class StateConflictError(RegistryError):
     """The version's lifecycle state does not allow the requested action."""
 
     title = "Not allowed in the current state"
 
     def __init__(self, name: str, version: int, state: ModelState, action: str) -> None:
         self.state = state
-        super().__init__(
-            f"model {name!r} version {version} is {state.value!r}; cannot {action}"
-        )
+        super().__init__(f"model {name!r} version {version} is {state.value!r}; cannot {action}")

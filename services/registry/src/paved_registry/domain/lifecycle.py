@@ -54,7 +54,7 @@ DEPLOYABLE: Final = frozenset({S.APPROVED, S.DEPLOYED})
 """States in which a deployment may be requested."""
 
 
-class IllegalTransition(ValueError):
+class IllegalTransitionError(ValueError):
     """A transition the lifecycle does not allow; the message names both states."""
 
     def __init__(self, from_state: ModelState | None, to_state: ModelState) -> None:
@@ -74,9 +74,9 @@ def is_legal(from_state: ModelState | None, to_state: ModelState) -> bool:
 
 
 def check_transition(from_state: ModelState | None, to_state: ModelState) -> None:
-    """Raise ``IllegalTransition`` unless ``from_state -> to_state`` is legal."""
+    """Raise ``IllegalTransitionError`` unless ``from_state -> to_state`` is legal."""
     if not is_legal(from_state, to_state):
-        raise IllegalTransition(from_state, to_state)
+        raise IllegalTransitionError(from_state, to_state)
 
 
 class Fact(StrEnum):
@@ -122,7 +122,7 @@ class Plan:
         return bool(self.steps)
 
 
-def plan(current: ModelState, fact: Fact, *, approval_lapsed: bool = False) -> Plan:
+def plan(current: ModelState, fact: Fact, *, approval_lapsed: bool = False) -> Plan:  # noqa: PLR0911
     """The transitions ``fact`` causes for a version in state ``current``.
 
     ``approval_lapsed`` tells whether an approval of this version has expired before:

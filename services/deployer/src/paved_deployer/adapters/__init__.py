@@ -1,0 +1,1 @@
+"""Deployment targets behind `paved_deployer.ports.DeployTarget`, one module per target."""

@@ -1,0 +1,161 @@
+"""Wiring: ``create_runtime`` and ``create_app``. No I/O happens here; the app's
+lifespan starts the runtime (DB pool, migrations, topics, outbox relay, consumers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from opentelemetry.sdk.trace import TracerProvider
+from paved_schemas import topics
+from paved_schemas.envelope import Envelope
+from paved_schemas.events import (
+    ApprovalExpired,
+    ApprovalGranted,
+    ApprovalRejected,
+    ApprovalRequested,
+    DeploymentStatusChanged,
+    ModelVersionRegistered,
+    ModelVersionRetired,
+    ModelVersionStateChanged,
+    ModelVersionValidated,
+    RegisterModelVersion,
+    RequestDeployment,
+    RetireModelVersion,
+)
+from paved_shared.db import Connection, load_migrations
+from paved_shared.outbox import pending_count
+from paved_shared.service import ServiceRuntime
+from prometheus_client import CollectorRegistry
+
+from paved_registry import handlers
+from paved_registry.api import build_router
+from paved_registry.problems import install_problem_handlers, problem_response
+from paved_registry.settings import RegistrySettings
+
+SERVICE = "registry"
+DESCRIPTION = "The model catalog and owner of each model version's lifecycle state."
+_HEALTH_TIMEOUT_S = 3.0
+
+
+def create_runtime(
+    settings: RegistrySettings,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+) -> ServiceRuntime:
+    """The registry's runtime with every subscription and published event declared."""
+    runtime = ServiceRuntime(
+        settings,
+        service=SERVICE,
+        schema=settings.registry_db_schema,
+        group=settings.registry_consumer_group,
+        migrations=load_migrations(SERVICE, resources.files("paved_registry") / "migrations"),
+        tracer_provider=tracer_provider,
+        metrics_registry=metrics_registry,
+        description=DESCRIPTION,
+    )
+
+    async def registration(env: Envelope[Any], conn: Connection) -> None:
+        await handlers.on_register_model_version(env, conn, sink=runtime)
+
+    async def retirement(env: Envelope[Any], conn: Connection) -> None:
+        await handlers.on_retire_model_version(env, conn, sink=runtime)
+
+    async def validation(env: Envelope[Any], conn: Connection) -> None:
+        await handlers.on_model_version_validated(env, conn, sink=runtime)
+
+    async def approval(env: Envelope[Any], conn: Connection) -> None:
+        await handlers.on_approval_event(env, conn, sink=runtime)
+
+    async def deployment_status(env: Envelope[Any], conn: Connection) -> None:
+        await handlers.on_deployment_status_changed(env, conn, sink=runtime)
+
+    runtime.subscribe(
+        topics.REGISTRATION_REQUESTS, registration, event_types={RegisterModelVersion.TYPE}
+    )
+    runtime.subscribe(topics.RETIREMENT_REQUESTS, retirement, event_types={RetireModelVersion.TYPE})
+    runtime.subscribe(
+        topics.VALIDATION_EVENTS, validation, event_types={ModelVersionValidated.TYPE}
+    )
+    runtime.subscribe(
+        topics.APPROVAL_EVENTS,
+        approval,
+        event_types={
+            ApprovalRequested.TYPE,
+            ApprovalGranted.TYPE,
+            ApprovalRejected.TYPE,
+            ApprovalExpired.TYPE,
+        },
+    )
+    runtime.subscribe(
+        topics.DEPLOYMENT_STATUS, deployment_status, event_types={DeploymentStatusChanged.TYPE}
+    )
+    runtime.declare_emits(
+        ModelVersionRegistered, ModelVersionStateChanged, ModelVersionRetired, RequestDeployment
+    )
+    return runtime
+
+
+def create_app(
+    settings: RegistrySettings,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The registry's FastAPI app; its lifespan starts and stops the runtime."""
+    runtime = create_runtime(
+        settings, tracer_provider=tracer_provider, metrics_registry=metrics_registry
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Paved registry",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.include_router(build_router())
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], response_model=None)
+    async def readyz(request: Request) -> JSONResponse | dict[str, Any]:
+        """Readiness: PostgreSQL and Kafka are reachable."""
+        checks: dict[str, str] = {}
+        outbox_pending: int | None = None
+        try:
+            outbox_pending = await asyncio.wait_for(
+                pending_count(runtime.pool), timeout=_HEALTH_TIMEOUT_S
+            )
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready, with the reason
+            checks["database"] = f"unreachable: {exc!r}"[:300]
+        kafka_ok = False
+        with contextlib.suppress(Exception):
+            kafka_ok = await runtime.broker.ping(timeout=_HEALTH_TIMEOUT_S)
+        checks["kafka"] = "ok" if kafka_ok else "unreachable"
+        if all(v == "ok" for v in checks.values()):
+            return {"status": "ready", "checks": checks, "outbox_pending": outbox_pending}
+        detail = "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
+        return problem_response(request, 503, "not-ready", "Not ready", detail)
+
+    return app

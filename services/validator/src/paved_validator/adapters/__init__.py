@@ -1,0 +1,1 @@
+"""Adapters: the bubblewrap sandbox and the file evidence store."""

@@ -79,8 +79,8 @@ def _load_json(path: Path, what: str) -> dict[str, Any]:
 @models_app.command("create")
 def models_create(
     name: str,
-    description: Annotated[str, typer.Option(help="What the model is for.")] = "",
     team: Annotated[str, typer.Option(help="Owning team (required).")],
+    description: Annotated[str, typer.Option(help="What the model is for.")] = "",
 ) -> None:
     """Create a registered model (the container of its versions)."""
     with client() as c:
@@ -158,10 +158,10 @@ def show(model: str, version: int) -> None:
     history = Table("time (UTC)", "from", "to", "actor", "reason", title="lifecycle")
     for t in v.get("transitions", []):
         history.add_row(
-            str(t.get("at") or t.get("time") or ""),
+            str(t.get("occurred_at", ""))[:19],
             str(t.get("from_state") or "—"),
             str(t.get("to_state")),
-            str(t.get("actor") or ""),
+            str(t.get("actor_name") or t.get("actor") or ""),
             str(t.get("reason") or ""),
         )
     console.print(history)

@@ -1,0 +1,5 @@
+"""`python -m paved_cli` is the `paved` command."""
+
+from paved_cli.main import app
+
+app(prog_name="paved")

@@ -70,12 +70,20 @@ typecheck: ## mypy strict over every package and its tests
 schemas: ## regenerate JSON Schemas (and their history) from the pydantic contract
 	$(PY) -m paved_schemas.generate
 
+.PHONY: asyncapi-check
+asyncapi-check: ## fail when committed AsyncAPI documents are stale
+	$(PY) -m paved_cli.asyncapi --check
+
 .PHONY: schemas-check
 schemas-check: ## fail when committed JSON Schemas are stale or incompatible
 	$(PY) -m paved_schemas.generate --check
 
+.PHONY: asyncapi
+asyncapi: ## regenerate the services' AsyncAPI documents from their faststream apps
+	$(PY) -m paved_cli.asyncapi
+
 .PHONY: test
-test: setup lint typecheck schemas-check ## everything: lint, types, schema check, unit + integration + e2e tests
+test: setup lint typecheck schemas-check asyncapi-check ## everything: lint, types, schema check, unit + integration + e2e tests
 	$(UV) run --frozen pytest
 
 .PHONY: clean

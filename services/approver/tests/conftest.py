@@ -263,9 +263,10 @@ async def start_approver(
             yield Approver(app, app.state.runtime, settings, client)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def approver(stack: Any) -> AsyncIterator[Approver]:
-    """One approver shared by the tests that only need a running one."""
+    """One approver shared by a module's tests that only need a running one (stopped at the
+    module's end, so it does not consume other services' test events)."""
     async with start_approver(stack.bootstrap, stack.dsn) as running:
         yield running
 

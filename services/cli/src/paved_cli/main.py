@@ -21,6 +21,7 @@ from paved_schemas.events import DeploymentStatusChanged
 from rich.console import Console
 from rich.table import Table
 
+from paved_cli import approval_cmds, audit_cmds, deploy_cmds, registry_cmds, validation_cmds
 from paved_cli.sdk import PavedClient, PavedError, version_body, watch_deployments
 
 app = typer.Typer(
@@ -332,6 +333,11 @@ def audit_verify(
     if not report.ok:
         raise typer.Exit(1)
     console.print("[bold green]audit chain verified[/]")
+
+
+# Each area's engineers add commands in their own module.
+for _module in (registry_cmds, approval_cmds, deploy_cmds, audit_cmds, validation_cmds):
+    _module.register(app)
 
 
 @app.command()

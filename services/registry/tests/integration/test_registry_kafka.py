@@ -60,8 +60,14 @@ def _transitions(version: dict[str, Any]) -> list[tuple[str | None, str]]:
     return [(t["from_state"], t["to_state"]) for t in version["transitions"]]
 
 
-def _dead_letter_of(env: Envelope[Any]) -> Any:
-    return lambda d: isinstance(d.data, DeadLetterRecorded) and d.data.original_event_id == env.id
+def _dead_letter_of(env: Envelope[Any], group: str) -> Any:
+    """This registry's dead letter of ``env`` (other services' test consumers may
+    dead-letter the same event on the shared topics)."""
+    return lambda d: (
+        isinstance(d.data, DeadLetterRecorded)
+        and d.data.original_event_id == env.id
+        and d.data.consumer_group == group
+    )
 
 
 async def test_kafka_registration_creates_the_model_and_is_idempotent(
@@ -126,7 +132,11 @@ async def test_conflicting_or_unknown_facts_are_dead_lettered_with_the_reason(
         (unknown, [repr(model), "version 9"]),
         (wrong_digest, [kit.digest_of("one"), kit.digest_of("not-the-artifact")]),
     ):
-        letters = await registry.events_on(topics.DEAD_LETTER, _dead_letter_of(env), expect=1)
+        letters = await registry.events_on(
+            topics.DEAD_LETTER,
+            _dead_letter_of(env, registry.settings.registry_consumer_group),
+            expect=1,
+        )
         assert len(letters) == 1, f"no dead letter for {env.type}"
         letter = letters[0].data
         assert letter.consumer_group == registry.settings.registry_consumer_group

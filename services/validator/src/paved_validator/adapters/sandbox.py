@@ -54,6 +54,19 @@ SANDBOX_ENV = {
 }
 """The sandbox's whole environment: nothing inherited, so no credentials."""
 
+def interpreter_paths_under(prefix: str) -> list[str]:
+    """Existing paths the sandboxed interpreter needs (prefixes and sys.path) below ``prefix``,
+    outermost only."""
+    wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path}
+    found = sorted(
+        {str(Path(p).resolve()) for p in wanted if p and Path(p).exists()}
+        | {str(Path(p)) for p in wanted if p and Path(p).exists()}
+    )
+    root = Path(prefix)
+    below = [p for p in found if Path(p).is_relative_to(root) and Path(p) != root]
+    return [p for p in below if not any(Path(p).is_relative_to(q) and p != q for q in below)]
+
+
 RESULT_FILE = "result.json"
 MAX_REPORT_BYTES = 4 * 1024 * 1024
 STDERR_TAIL = 1000
@@ -124,6 +137,10 @@ class Sandbox:
                 argv += ["--tmpfs", str(mask)]
             elif mask.exists():
                 argv += ["--ro-bind", "/dev/null", str(mask)]
+        # The interpreter, its libraries and editable sources may live under /tmp (a CI
+        # checkout there), which the private tmpfs would hide: bind them back read-only.
+        for path in interpreter_paths_under("/tmp"):  # noqa: S108
+            argv += ["--ro-bind", path, path]
         argv += [
             "--ro-bind", str(scratch / INPUT_DIR), SANDBOX_INPUT,
             "--bind", str(scratch / WORK_DIR), SANDBOX_WORK,

@@ -86,6 +86,22 @@ asyncapi: ## regenerate the services' AsyncAPI documents from their faststream a
 test: setup lint typecheck schemas-check asyncapi-check ## everything: lint, types, schema check, unit + integration + e2e tests
 	$(UV) run --frozen pytest
 
+.PHONY: bench-registry
+bench-registry: infra-up ## registry vs MLflow at 100,000 versions, same PostgreSQL (prints figures)
+	$(PY) bench/registry/bench_registry.py
+
+.PHONY: bench-audit
+bench-audit: infra-up ## audit ingest and replay+verify rates for 1,000,000 events beside raw Kafka consume
+	$(PY) bench/audit/bench_audit.py
+
+.PHONY: bench-serving
+bench-serving: ## Paved model server vs `mlflow models serve`: requests/s, p50/p99, ratio
+	$(PY) bench/serving/bench_serving.py
+
+.PHONY: bench-sandbox
+bench-sandbox: ## start-up overhead of the validation sandbox over a bare process (prints figures)
+	$(PY) bench/sandbox/bench_sandbox.py
+
 .PHONY: clean
 clean: down ## remove the run folder (Kafka and PostgreSQL data)
 	rm -rf $(PAVED_RUN_DIR)

@@ -784,6 +784,85 @@ class ApprovalExpired(Event):
         return _model_version_subject(self.model_name, self.version)
 
 
+class AuthorizationOutcome(StrEnum):
+    """Whether an authorisation decision allowed the action."""
+
+    ALLOWED = "allowed"
+    REFUSED = "refused"
+
+
+class ApprovalDecisionRecorded(Event):
+    """Someone tried to sign an approval case; the authorisation decision and its reason.
+
+    One per attempt, allowed or refused (separation of duties, administrator, second
+    signature, role, team, stale login, wrong version hash, closed case), so the audit
+    trail holds every authorisation decision: who, what, under which policy, outcome.
+    """
+
+    TYPE: ClassVar[str] = "dev.paved.approval.decision.recorded.v1"
+    TOPIC: ClassVar[str] = topics.APPROVAL_EVENTS
+
+    model_name: ModelName
+    version: Version
+    artifact_digest: ArtifactDigest
+    approval_id: ApprovalId
+    policy_version: PolicyVersion
+    actor_id: PrincipalId = Field(
+        description="Stable user id of the person who attempted the decision.", examples=["bob"]
+    )
+    actor_name: PrintedName = Field(
+        description="Printed name of that person.", examples=["Bob Reviewer"]
+    )
+    actor_roles: list[ShortText] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Roles the person's login carried.",
+        examples=[["approver"]],
+    )
+    auth_mode: ShortText = Field(
+        description="How the person authenticated: 'oidc' or 'dev-headers'.", examples=["oidc"]
+    )
+    auth_time: UtcDatetime | None = Field(
+        default=None,
+        description="When the person last entered credentials (OIDC auth_time), UTC.",
+        examples=[EXAMPLE_TIME],
+    )
+    action: ShortText = Field(description="'approve' or 'reject'.", examples=["approve"])
+    meaning: SignatureMeaning | None = Field(
+        default=None,
+        description="Meaning of the signature asked for, if any.",
+        examples=[SignatureMeaning.APPROVAL],
+    )
+    signed_version_hash: Sha256Digest | None = Field(
+        default=None,
+        description="The version hash the person said they signed, if sent.",
+        examples=["sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"],
+    )
+    outcome: AuthorizationOutcome = Field(
+        description="allowed (the signature was recorded) or refused.",
+        examples=[AuthorizationOutcome.REFUSED],
+    )
+    rule: ShortText | None = Field(
+        default=None,
+        description="The rule that refused it (e.g. 'separation-of-duties'); null if allowed.",
+        examples=["separation-of-duties"],
+    )
+    detail: LongText = Field(
+        description="The decision in words, with the offending value.",
+        examples=[
+            "separation of duties: alice registered churn-classifier v3 and cannot approve it"
+        ],
+    )
+
+    def key(self) -> str:
+        """The model name, so one model's lifecycle events stay in order."""
+        return self.model_name
+
+    def default_subject(self) -> str:
+        """`models/<name>/versions/<n>`."""
+        return _model_version_subject(self.model_name, self.version)
+
+
 # --------------------------------------------------------------------------- deployment
 
 
@@ -902,6 +981,182 @@ class ModelVersionRetired(Event):
         return _model_version_subject(self.model_name, self.version)
 
 
+# --------------------------------------------------------------------------- catalog metadata
+
+AliasName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$"),
+    Field(
+        description="Alias of a model version: a lowercase letter, then letters, digits, "
+        "'_' or '-' (at most 64).",
+        examples=["champion"],
+    ),
+]
+ChangeReason = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class FieldChange(Frozen):
+    """One field of a catalog record before and after a change (the audit trail's old/new)."""
+
+    field: ShortText = Field(
+        description="The changed field: 'description', 'owner_team', or 'tags.<key>'.",
+        examples=["tags.stage"],
+    )
+    old: Annotated[str, StringConstraints(max_length=10_000)] | None = Field(
+        default=None,
+        description="Value before the change; null if it was absent.",
+        examples=["candidate"],
+    )
+    new: Annotated[str, StringConstraints(max_length=10_000)] | None = Field(
+        default=None,
+        description="Value after the change; null if it was removed.",
+        examples=["production"],
+    )
+
+
+class RegisteredModelCreated(Event):
+    """The registry created a registered model (the name its versions share)."""
+
+    TYPE: ClassVar[str] = "dev.paved.model.created.v1"
+    TOPIC: ClassVar[str] = topics.MODEL_EVENTS
+
+    model_name: ModelName
+    description: Annotated[str, StringConstraints(max_length=10_000)] = Field(
+        default="", description="What the model is for.", examples=["Churn risk of subscribers."]
+    )
+    owner_team: ShortText = Field(description="Team that owns the model.", examples=["retention"])
+    tags: Tags = Field(default_factory=dict)
+    created_via: ShortText = Field(
+        description="How it was created: 'api' (Paved API), 'mlflow' (MLflow-compatible API) "
+        "or 'registration' (implicitly, by a pipeline's RegisterModelVersion).",
+        examples=["api"],
+    )
+    created_by: PrincipalId = Field(description="User id of the creator.", examples=["alice"])
+    created_by_name: PrintedName = Field(
+        description="Printed name of the creator.", examples=["Alice Scientist"]
+    )
+
+    def key(self) -> str:
+        """The model name, so one model's lifecycle events stay in order."""
+        return self.model_name
+
+    def default_subject(self) -> str:
+        """`models/<name>`."""
+        return _model_version_subject(self.model_name, None)
+
+
+class RegisteredModelUpdated(Event):
+    """The registry changed a registered model's metadata (description, owner team, tags)."""
+
+    TYPE: ClassVar[str] = "dev.paved.model.updated.v1"
+    TOPIC: ClassVar[str] = topics.MODEL_EVENTS
+
+    model_name: ModelName
+    changes: list[FieldChange] = Field(
+        min_length=1,
+        max_length=256,
+        description="Every changed field with its old and new value.",
+        examples=[[{"field": "owner_team", "old": "retention", "new": "growth"}]],
+    )
+    revision: Annotated[int, Field(ge=1)] = Field(
+        description="The model's revision after the change (its ETag).", examples=[2]
+    )
+    reason: ChangeReason | None = Field(
+        default=None,
+        description="Why the record changed, as the actor gave it (or how it was changed).",
+        examples=["owner team renamed"],
+    )
+    updated_by: PrincipalId = Field(description="User id of the editor.", examples=["alice"])
+
+    def key(self) -> str:
+        """The model name, so one model's lifecycle events stay in order."""
+        return self.model_name
+
+    def default_subject(self) -> str:
+        """`models/<name>`."""
+        return _model_version_subject(self.model_name, None)
+
+
+class ModelVersionUpdated(Event):
+    """The registry changed a version's annotations (description, tags); never its artifact."""
+
+    TYPE: ClassVar[str] = "dev.paved.model.version.updated.v1"
+    TOPIC: ClassVar[str] = topics.MODEL_EVENTS
+
+    model_name: ModelName
+    version: Version
+    changes: list[FieldChange] = Field(
+        min_length=1,
+        max_length=256,
+        description="Every changed field with its old and new value.",
+        examples=[[{"field": "tags.stage", "old": "candidate", "new": "production"}]],
+    )
+    revision: Annotated[int, Field(ge=1)] = Field(
+        description="The version's revision after the change (its ETag).", examples=[2]
+    )
+    reason: ChangeReason | None = Field(
+        default=None,
+        description="Why the record changed, as the actor gave it (or how it was changed).",
+        examples=["owner team renamed"],
+    )
+    updated_by: PrincipalId = Field(description="User id of the editor.", examples=["alice"])
+
+    def key(self) -> str:
+        """The model name, so one model's lifecycle events stay in order."""
+        return self.model_name
+
+    def default_subject(self) -> str:
+        """`models/<name>/versions/<n>`."""
+        return _model_version_subject(self.model_name, self.version)
+
+
+class ModelAliasChanged(Event):
+    """An alias of a registered model was set, moved to another version, or removed."""
+
+    TYPE: ClassVar[str] = "dev.paved.model.alias.changed.v1"
+    TOPIC: ClassVar[str] = topics.MODEL_EVENTS
+
+    model_name: ModelName
+    alias: AliasName
+    from_version: PositiveVersion | None = Field(
+        description="Version the alias pointed to before; null if it is new.", examples=[2]
+    )
+    to_version: PositiveVersion | None = Field(
+        description="Version it points to now; null if it was removed.", examples=[3]
+    )
+    to_digest: Sha256Digest | None = Field(
+        default=None,
+        description="Artifact digest of `to_version` (what consumers of the alias now get).",
+        examples=[EXAMPLE_DIGEST],
+    )
+    protected: bool = Field(
+        description="A protected alias only ever points to an approved (or deployed) version.",
+        examples=[True],
+    )
+    reason: ChangeReason | None = Field(
+        default=None,
+        description="Why the record changed, as the actor gave it (or how it was changed).",
+        examples=["owner team renamed"],
+    )
+    changed_by: PrincipalId = Field(description="User id of who moved it.", examples=["alice"])
+
+    @model_validator(mode="after")
+    def _is_a_change(self) -> Self:
+        if self.from_version is None and self.to_version is None:
+            raise ValueError("an alias change needs from_version, to_version or both")
+        if self.from_version == self.to_version:
+            raise ValueError(f"from_version and to_version are both {self.to_version}")
+        return self
+
+    def key(self) -> str:
+        """The model name, so one model's lifecycle events stay in order."""
+        return self.model_name
+
+    def default_subject(self) -> str:
+        """`models/<name>/aliases/<alias>`."""
+        return f"models/{self.model_name}/aliases/{self.alias}"
+
+
 # --------------------------------------------------------------------------- dead letters and audit
 
 TopicName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
@@ -973,6 +1228,16 @@ class DeadLetterRecorded(Event):
         )
 
 
+class AuditRecordKind(StrEnum):
+    """What an audit record stands for."""
+
+    EVENT = "event"
+    """A lifecycle event or command, sealed as received."""
+    GAP = "gap"
+    """A message some consumer could not process (a sealed `DeadLetterRecorded`): the trail
+    shows that something is missing there, and where the original bytes are kept."""
+
+
 class AuditRecordSealed(Event):
     """The audit service appended an event to the hash-chained audit trail."""
 
@@ -1018,7 +1283,82 @@ class AuditRecordSealed(Event):
     sealed_at: UtcDatetime = Field(
         description="When the record was appended, UTC.", examples=[EXAMPLE_TIME]
     )
+    kind: AuditRecordKind = Field(
+        default=AuditRecordKind.EVENT,
+        description="`gap` when the audited envelope is a `DeadLetterRecorded` (a message some "
+        "consumer could not process), else `event`. Derived from `record`, so verifiable.",
+        examples=[AuditRecordKind.EVENT],
+    )
 
     def key(self) -> str:
         """The audited event id (the audit topic has one partition, so order is total anyway)."""
         return self.event_id
+
+
+Base64Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+
+
+class AuditCheckpointSigned(Event):
+    """The audit service signed a checkpoint: the Merkle root of the first `tree_size` records.
+
+    `signed_body` is the exact RFC 8785 JSON that was signed; the other fields repeat parts
+    of it for convenience and must equal it. Each checkpoint's body embeds the previous
+    checkpoint's signature, so checkpoints form a chain of their own.
+    """
+
+    TYPE: ClassVar[str] = "dev.paved.audit.checkpoint.signed.v1"
+    TOPIC: ClassVar[str] = topics.AUDIT
+
+    origin: TopicName = Field(
+        description="Which audit trail: the audit topic it is published on.",
+        examples=[topics.AUDIT],
+    )
+    checkpoint_index: Annotated[int, Field(ge=0)] = Field(
+        description="Position among the checkpoints of this trail, from 0, without gaps.",
+        examples=[12],
+    )
+    tree_size: Annotated[int, Field(ge=0)] = Field(
+        description="Number of audit records covered (sequences 0 to tree_size - 1).",
+        examples=[1000],
+    )
+    root_hash: HexSha256 = Field(
+        description="RFC 6962 Merkle tree hash over the canonical records, hex.",
+        examples=["5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"],
+    )
+    chain_head: HexSha256 = Field(
+        description="record_hash of record tree_size - 1 (64 zeros when tree_size is 0).",
+        examples=["2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"],
+    )
+    key_id: ShortText = Field(
+        description="Which key signed: `ed25519:` and the first 16 hex digits of the SHA-256 "
+        "of its raw public key.",
+        examples=["ed25519:3b6a27bcceb6a42d"],
+    )
+    public_key: Base64 = Field(
+        description="Raw Ed25519 public key, base64 (informative: verifiers pin their own copy).",
+        examples=["GbxrzMNsPbQeVNlhyVsLzqQQDP3kTaIXqWIH7pW6O4g="],
+    )
+    signed_body: Annotated[str, StringConstraints(min_length=2)] = Field(
+        description="The checkpoint body, RFC 8785 JSON, exactly the bytes that were signed.",
+        examples=['{"chain_head":"...","format":"paved.audit.checkpoint.v1","tree_size":1000}'],
+    )
+    signature: Base64Signature = Field(
+        description="Ed25519 signature over signed_body, base64 (64 bytes).",
+        examples=["A" * 86 + "=="],
+    )
+    issued_at: UtcDatetime = Field(
+        description="When the checkpoint was signed, UTC (also inside signed_body).",
+        examples=[EXAMPLE_TIME],
+    )
+    frontier: list[HexSha256] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Roots of the perfect subtrees of the first tree_size records, largest "
+        "first (one per set bit of tree_size). Not signed, but they must fold into root_hash; "
+        "a verifier can start from this checkpoint instead of from record 0.",
+        examples=[["5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"]],
+    )
+
+    def key(self) -> str:
+        """The origin: one trail's checkpoints share a key (and the topic has one partition)."""
+        return self.origin

@@ -6,17 +6,23 @@ from typing import Final
 
 from paved_schemas.base import Contract
 from paved_schemas.events import (
+    ApprovalDecisionRecorded,
     ApprovalExpired,
     ApprovalGranted,
     ApprovalRejected,
     ApprovalRequested,
+    AuditCheckpointSigned,
     AuditRecordSealed,
     DeadLetterRecorded,
     DeploymentStatusChanged,
+    ModelAliasChanged,
     ModelVersionRegistered,
     ModelVersionRetired,
     ModelVersionStateChanged,
+    ModelVersionUpdated,
     ModelVersionValidated,
+    RegisteredModelCreated,
+    RegisteredModelUpdated,
     RegisterModelVersion,
     RequestDeployment,
     RetireModelVersion,
@@ -31,12 +37,18 @@ CONTRACTS: Final[tuple[type[Contract], ...]] = (
     ApprovalGranted,
     ApprovalRejected,
     ApprovalExpired,
+    ApprovalDecisionRecorded,
     RequestDeployment,
     DeploymentStatusChanged,
     RetireModelVersion,
     ModelVersionRetired,
     DeadLetterRecorded,
     AuditRecordSealed,
+    AuditCheckpointSigned,
+    RegisteredModelCreated,
+    RegisteredModelUpdated,
+    ModelVersionUpdated,
+    ModelAliasChanged,
 )
 """Every event and command class. A type, once released, is never removed (replay)."""
 

@@ -38,7 +38,7 @@ RETIREMENT_REQUESTS: Final = "paved.retirement.requests.v1"
 """Commands `RetireModelVersion`; consumed by the registry. Key: model name."""
 
 AUDIT: Final = "paved.audit.v1"
-"""Audit-owned: `AuditRecordSealed`, one partition (a total order), kept forever."""
+"""Audit-owned: `AuditRecordSealed`, `AuditCheckpointSigned`; one partition, kept forever."""
 
 DEAD_LETTER: Final = "paved.deadletter.v1"
 """`DeadLetterRecorded` from any consumer that could not process a message; audited."""

@@ -34,11 +34,26 @@ def _example(contract: type[Contract], **changes: Any) -> dict[str, Any]:
 
 def test_every_contract_is_registered_once_under_a_versioned_type() -> None:
     types_ = [c.TYPE for c in CONTRACTS]
-    assert len(types_) == len(set(types_)) == len(EVENT_TYPES) == 14
+    assert len(types_) == len(set(types_)) == len(EVENT_TYPES) == len(CONTRACTS)
     for contract in CONTRACTS:
         pattern = rf"^dev\.paved\.[a-z]+(\.[a-z]+)*\.v{contract.SCHEMA_VERSION}$"
         assert re.match(pattern, contract.TYPE), contract.TYPE
         assert EVENT_TYPES[contract.TYPE] is contract
+
+
+def test_every_contract_class_in_events_is_registered() -> None:
+    import inspect
+
+    from paved_schemas import events
+
+    defined = {
+        cls
+        for _, cls in inspect.getmembers(events, inspect.isclass)
+        if issubclass(cls, Contract)
+        and cls not in {Contract, Event, Command}
+        and cls.__module__ == events.__name__
+    }
+    assert defined == set(CONTRACTS), defined ^ set(CONTRACTS)
 
 
 def test_every_contract_writes_to_a_declared_topic() -> None:
@@ -94,6 +109,7 @@ _KEY_FIELD = {
     "RequestDeployment": "deployment_id",
     "DeploymentStatusChanged": "deployment_id",
     "AuditRecordSealed": "event_id",
+    "AuditCheckpointSigned": "origin",
 }
 
 

@@ -160,7 +160,14 @@ def test_cli_generates_then_checks_clean(
 ) -> None:
     assert main(["--out", str(tmp_path)]) == 0
     assert main(["--check", "--out", str(tmp_path)]) == 0
-    assert _files(tmp_path) == _files(DEFAULT_OUT_DIR)
+    # A fresh generation writes the committed current schemas, each with one snapshot;
+    # the committed history may hold older snapshots too, and its newest is the current.
+    fresh, committed = _files(tmp_path), _files(DEFAULT_OUT_DIR)
+    current = {k: v for k, v in fresh.items() if not k.startswith("history/")}
+    assert current == {k: v for k, v in committed.items() if not k.startswith("history/")}
+    for name, text in current.items():
+        snapshots = sorted(k for k in committed if k.startswith(f"history/{name[:-5]}/"))
+        assert committed[snapshots[-1]] == text, name
     capsys.readouterr()
 
 

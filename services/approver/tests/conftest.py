@@ -20,7 +20,13 @@ from paved_approver.bootstrap import create_app
 from paved_approver.settings import ApproverSettings
 from paved_schemas import topics
 from paved_schemas.envelope import ContractError, Envelope, parse_envelope
-from paved_schemas.events import ModelVersionRegistered, ModelVersionRetired, ModelVersionValidated
+from paved_schemas.events import (
+    ApprovalDecisionRecorded,
+    ModelVersionRegistered,
+    ModelVersionRetired,
+    ModelVersionValidated,
+    RegisteredModelCreated,
+)
 from paved_shared.service import ServiceRuntime
 from paved_shared.testing import unique, wait_for
 from prometheus_client import CollectorRegistry
@@ -105,6 +111,19 @@ class Events:
         )
 
     @staticmethod
+    def model_created(model: str, team: str) -> Envelope[RegisteredModelCreated]:
+        data = RegisteredModelCreated(
+            model_name=model,
+            owner_team=team,
+            created_via="api",
+            created_by=REGISTRANT[0],
+            created_by_name=REGISTRANT[1],
+        )
+        return Envelope.new(
+            data, source="/paved/registry", actor="user:alice", actorname=REGISTRANT[1]
+        )
+
+    @staticmethod
     def retired(model: str, version: int = 1) -> Envelope[ModelVersionRetired]:
         data = ModelVersionRetired(
             model_name=model, version=version, reason="superseded", retired_by="dave"
@@ -167,15 +186,22 @@ class Kafka:
         return found
 
     async def approval_events(
-        self, approval_id: str, *, expect: int, linger_s: float = 1.0
+        self,
+        approval_id: str,
+        *,
+        expect: int,
+        linger_s: float = 1.0,
+        decisions: bool = False,
     ) -> list[Envelope[Any]]:
-        """The events published about one approval case, in topic order."""
-        return await self.read(
-            topics.APPROVAL_EVENTS,
-            lambda env, _: getattr(env.data, "approval_id", None) == approval_id,
-            expect=expect,
-            linger_s=linger_s,
-        )
+        """The lifecycle events published about one approval case, in topic order; with
+        ``decisions`` only the ``ApprovalDecisionRecorded`` ones (authorisation records)."""
+
+        def match(env: Envelope[Any], _: dict[str, bytes]) -> bool:
+            if getattr(env.data, "approval_id", None) != approval_id:
+                return False
+            return isinstance(env.data, ApprovalDecisionRecorded) is decisions
+
+        return await self.read(topics.APPROVAL_EVENTS, match, expect=expect, linger_s=linger_s)
 
 
 @dataclass
@@ -226,6 +252,24 @@ class Approver:
         await wait_for(probe, what=f"approval of {model} v{version} in state {state}")
         return found[0]
 
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        """GET as a dev-headers reader who sees every team."""
+        headers = {"X-Paved-User": "reader", "X-Paved-User-Name": "Test Reader"}
+        return await self.client.get(path, headers={**headers, **kw.pop("headers", {})}, **kw)
+
+    async def wait_approval_where(self, model: str, state: str) -> asyncpg.Record:
+        """The version's (one) case in ``state``, once there is one."""
+        found: list[asyncpg.Record] = []
+
+        async def probe() -> bool:
+            found[:] = await self.fetch(
+                "SELECT * FROM approvals WHERE model_name = $1 AND state = $2", model, state
+            )
+            return bool(found)
+
+        await wait_for(probe, what=f"a case of {model} in state {state}")
+        return found[0]
+
     async def decide(
         self,
         approval_id: str,
@@ -247,14 +291,21 @@ class Approver:
 
 @asynccontextmanager
 async def start_approver(
-    bootstrap: str, dsn: str, *, schema: str | None = None, group: str | None = None
+    bootstrap: str,
+    dsn: str,
+    *,
+    schema: str | None = None,
+    group: str | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Approver]:
+    """An approver in this process; ``overrides`` are more ApproverSettings fields."""
     settings = ApproverSettings(
         kafka_bootstrap=bootstrap,
         database_url=dsn,  # type: ignore[arg-type]
         approver_db_schema=schema or unique("t_approver"),
         approver_consumer_group=group or unique("t-approver"),
         environment="test",
+        **overrides,
     )
     app = create_app(settings, metrics_registry=CollectorRegistry())
     async with app.router.lifespan_context(app):
@@ -276,9 +327,9 @@ def approver_factory(stack: Any) -> Callable[..., AbstractAsyncContextManager[Ap
     """Start a dedicated approver: own schema and consumer group unless given."""
 
     def factory(
-        *, schema: str | None = None, group: str | None = None
+        *, schema: str | None = None, group: str | None = None, **overrides: Any
     ) -> AbstractAsyncContextManager[Approver]:
-        return start_approver(stack.bootstrap, stack.dsn, schema=schema, group=group)
+        return start_approver(stack.bootstrap, stack.dsn, schema=schema, group=group, **overrides)
 
     return factory
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
+from paved_audit.adapters.file_signer import FileSigner
 from paved_audit.domain.chain import GENESIS_HASH, canonicalize, chain_hash
+from paved_audit.domain.checkpoint import CheckpointBody, SignedCheckpoint
+from paved_audit.domain.merkle import Frontier, leaf_hash
+from paved_audit.ports import Signer
 from paved_audit.verify import ChainRecord
 from paved_schemas.envelope import Envelope
 from paved_schemas.events import (
@@ -148,7 +155,7 @@ def chain() -> list[ChainRecord]:
     return build_chain([e.to_json_bytes() for e in lifecycle_envelopes()])
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_envelopes() -> Any:
     """``make_envelopes(model) -> list[Envelope]``: sample lifecycle envelopes."""
     return lifecycle_envelopes
@@ -158,3 +165,50 @@ def make_envelopes() -> Any:
 def make_chain() -> Any:
     """``make_chain(list_of_envelope_bytes) -> list[ChainRecord]``: a correct chain."""
     return build_chain
+
+
+async def sign_checkpoints(
+    records: Sequence[ChainRecord],
+    sizes: Sequence[int],
+    signer: Signer,
+    *,
+    origin: str = "test.audit",
+    start_index: int = 0,
+    previous: SignedCheckpoint | None = None,
+) -> list[SignedCheckpoint]:
+    """Checkpoints over ``records`` at ``sizes``, signed and chained as the service does."""
+    out: list[SignedCheckpoint] = []
+    frontier = Frontier()
+    public = await signer.public_key()
+    for n, size in enumerate(sizes):
+        while frontier.size < size:
+            frontier.append(leaf_hash(records[frontier.size].record))
+        body = CheckpointBody(
+            origin=origin,
+            index=start_index + n,
+            tree_size=size,
+            root_hash=frontier.root().hex(),
+            chain_head=records[size - 1].record_hash if size else GENESIS_HASH,
+            previous_signature=(
+                base64.b64encode(previous.signature).decode() if previous is not None else None
+            ),
+            issued_at=f"2025-03-14T09:{n:02d}:00.000Z",
+            key_id=signer.key_id,
+        )
+        signed = body.canonical()
+        cp = SignedCheckpoint(body, signed, await signer.sign(signed), public, f"cp#{body.index}")
+        out.append(cp)
+        previous = cp
+    return out
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> FileSigner:
+    """A real file-backed Ed25519 checkpoint signer in a temporary folder."""
+    return FileSigner(tmp_path / "keys" / "checkpoint.pem")
+
+
+@pytest.fixture
+def make_checkpoints() -> Any:
+    """``await make_checkpoints(records, sizes, signer, ...)``: signed, chained checkpoints."""
+    return sign_checkpoints

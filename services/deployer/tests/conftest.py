@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from paved_schemas.events import (
     ApprovalExpired,
     ApprovalGranted,
     ApprovalRejected,
+    DeploymentSpec,
     DeploymentStatusChanged,
     DeploymentTarget,
     ESignature,
@@ -156,13 +158,24 @@ CARD = {
 }  # fmt: skip
 
 
-def registered(trained: TrainedModel, model: str, version: int = 1) -> Envelope[Any]:
+def registered(
+    trained: Any,
+    model: str,
+    version: int = 1,
+    *,
+    uri: str | None = None,
+    framework: Framework = Framework.SKLEARN,
+    signature: ModelSignature = SIGNATURE,
+    genai: bool = False,
+) -> Envelope[Any]:
+    """`ModelVersionRegistered` for `trained` (anything with `.uri` and `.digest`)."""
+    card = ModelCard.model_validate({**CARD, "genai": genai})
     return Envelope.new(
         ModelVersionRegistered(
-            model_name=model, version=version, artifact_uri=trained.uri,
-            artifact_digest=trained.digest, framework=Framework.SKLEARN, signature=SIGNATURE,
-            model_card=ModelCard.model_validate(CARD), registered_by="alice",
-            registered_by_name="Alice Scientist", request_id=str(uuid.uuid4()),
+            model_name=model, version=version, artifact_uri=uri or trained.uri,
+            artifact_digest=trained.digest, framework=framework, signature=signature,
+            model_card=card, registered_by="alice", registered_by_name="Alice Scientist",
+            request_id=str(uuid.uuid4()),
         ),
         **ACTOR,
     )  # fmt: skip
@@ -205,12 +218,18 @@ def expired(model: str, digest: str, version: int = 1) -> Envelope[Any]:
 
 
 def request(
-    deployment_id: str, model: str, digest: str, version: int = 1, target: str = "local"
+    deployment_id: str,
+    model: str,
+    digest: str,
+    version: int = 1,
+    target: str = "local",
+    **spec: Any,
 ) -> Envelope[Any]:
     return Envelope.new(
         RequestDeployment(
             deployment_id=deployment_id, model_name=model, version=version,
             artifact_digest=digest, target=DeploymentTarget(target), requested_by="carol",
+            spec=DeploymentSpec.model_validate(spec),
         ),
         **ACTOR,
     )  # fmt: skip
@@ -267,6 +286,32 @@ async def statuses(
     )
 
 
+async def start_at_end(bootstrap: str, group: str) -> None:
+    """Commit `group`'s offsets at the end of the deployer's topics, so a new deployer acts
+    only on what its test publishes, not on other tests' history (approved requests of
+    other tests would otherwise be deployed again in this test's run dir)."""
+    from aiokafka import TopicPartition
+    from paved_shared.kafka import ensure_topics
+
+    await ensure_topics(bootstrap, topics.ALL_TOPICS)
+    names = (topics.DEPLOYMENT_REQUESTS, topics.MODEL_EVENTS, topics.APPROVAL_EVENTS)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(name, p)
+            for name in names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(ends.items()))
+    finally:
+        await consumer.stop()
+
+
 def settings(stack: Any, run_dir: Path, **overrides: Any) -> DeployerSettings:
     values: dict[str, Any] = {
         "environment": "test",
@@ -307,8 +352,241 @@ class Kit:
     statuses = staticmethod(statuses)
     settings = staticmethod(settings)
     deployer = staticmethod(deployer)
+    start_at_end = staticmethod(start_at_end)
 
 
 @pytest.fixture(scope="session")
 def kit() -> type[Kit]:
     return Kit
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+REPO = Path(__file__).resolve().parents[3]
+BUILD_KUBE = REPO / "services" / "deployer" / "scripts" / "build-kube-apiserver.sh"
+KUBE_TOKEN = "paved-test-token"
+
+
+@dataclass(frozen=True)
+class KubeAPI:
+    """A real kube-apiserver (and etcd) on loopback, for the aws/gcp targets.
+
+    There are no controllers and no kubelet: Deployments are stored, validated and
+    served exactly like on a cluster, but nothing runs pods. `Kubelet` below plays
+    that part in the tests.
+    """
+
+    url: str
+    token: str
+    ca_file: Path
+
+
+def _spawn(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeAPI]:
+    """Build (once, cached under .run/k8s) and start etcd + kube-apiserver on free ports."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    subprocess.run(["bash", str(BUILD_KUBE)], check=True, timeout=3600)
+    bin_dir = Path(os.environ.get("PAVED_KUBE_BIN") or REPO / ".run" / "k8s" / "bin")
+    if run_dir_env := os.environ.get("PAVED_RUN_DIR"):
+        bin_dir = Path(os.environ.get("PAVED_KUBE_BIN") or Path(run_dir_env) / "k8s" / "bin")
+    folder = tmp_path_factory.mktemp("kube")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (folder / "sa.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    (folder / "sa.pub").write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    (folder / "tokens.csv").write_text(f"{KUBE_TOKEN},paved-test,paved-test,system:masters\n")
+    client_port, peer_port, api_port = (free_port("127.0.0.1") for _ in range(3))
+    etcd = _spawn(
+        [str(bin_dir / "etcd"), "--data-dir", str(folder / "etcd"),
+         "--listen-client-urls", f"http://127.0.0.1:{client_port}",
+         "--advertise-client-urls", f"http://127.0.0.1:{client_port}",
+         "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+         "--initial-cluster", f"default=http://127.0.0.1:{peer_port}"],
+        folder / "etcd.log", folder,
+    )  # fmt: skip
+    apiserver = _spawn(
+        [str(bin_dir / "kube-apiserver"), f"--etcd-servers=http://127.0.0.1:{client_port}",
+         f"--secure-port={api_port}", "--bind-address=127.0.0.1",
+         "--advertise-address=127.0.0.1",
+         "--service-account-issuer=https://kubernetes.default.svc",
+         f"--service-account-key-file={folder / 'sa.pub'}",
+         f"--service-account-signing-key-file={folder / 'sa.key'}",
+         f"--token-auth-file={folder / 'tokens.csv'}", "--authorization-mode=RBAC",
+         f"--cert-dir={folder / 'certs'}", "--service-cluster-ip-range=10.96.0.0/24",
+         "--enable-priority-and-fairness=false"],
+        folder / "kube-apiserver.log", folder,
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if apiserver.poll() is not None or etcd.poll() is not None:
+                raise AssertionError(
+                    "kube-apiserver/etcd exited: "
+                    + (folder / "kube-apiserver.log").read_text()[-2000:]
+                    + (folder / "etcd.log").read_text()[-1000:]
+                )
+            try:
+                answer = httpx.get(
+                    f"{url}/readyz", headers={"Authorization": f"Bearer {KUBE_TOKEN}"},
+                    verify=False, timeout=2,
+                )  # fmt: skip
+                if answer.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("kube-apiserver not ready within 120 s")
+            time.sleep(0.3)
+        yield KubeAPI(url, KUBE_TOKEN, folder / "certs" / "apiserver.crt")
+    finally:
+        _stop(apiserver)
+        _stop(etcd)
+
+
+class Kubelet:
+    """Plays the Deployment controller and kubelet for one namespace of the test API server.
+
+    For every Deployment whose status is behind its spec it runs what a pod would: the
+    init container's fetch (`paved_deployer.fetch`: artifact from S3/GCS, digest check)
+    and the model server's loader on the fetched file. If both succeed, the Deployment
+    reports all replicas available; if not, `Progressing=False
+    (ProgressDeadlineExceeded)` with the error, as Kubernetes reports a crash-looping
+    rollout. Nothing else is faked: objects, validation and status live in the real
+    API server.
+    """
+
+    def __init__(self, api: KubeAPI, namespace: str, store_config: Any, workdir: Path) -> None:
+        self.api = api
+        self.namespace = namespace
+        self.store_config = store_config
+        self.workdir = workdir
+        self.rollouts: list[str] = []
+        self._task: Any = None
+
+    async def _client(self) -> Any:
+        from paved_deployer.adapters.kubernetes import KubeConfig
+
+        return await KubeConfig(url=self.api.url, token=self.api.token,
+                                ca_file=self.api.ca_file).client()  # fmt: skip
+
+    async def _pod_outcome(self, deployment: Any) -> str | None:
+        """Run what the pod would: its init container, then the model server's loader."""
+        import asyncio
+
+        from paved_deployer.fetch import fetch
+        from paved_deployer.modelserver.loaders import load
+
+        notes = deployment.metadata.annotations or {}
+        framework = notes["paved.dev/framework"]
+        init = deployment.spec.template.spec.init_containers[0].args
+        uri = init[init.index("--uri") + 1]
+        digest = init[init.index("--digest") + 1]
+        signature_json = init[init.index("--signature-json") + 1]
+        signature = ModelSignature.model_validate_json(signature_json)
+        folder = self.workdir / uuid.uuid4().hex[:8]
+        try:
+            path = await fetch(uri, digest, folder, signature_json, config=self.store_config)
+        except Exception as exc:  # the init container exits non-zero
+            return f"init container fetch-model: refusing to serve: {exc}"
+        try:
+            await asyncio.to_thread(
+                load, framework, path, expected_digest=digest, signature=signature
+            )
+        except Exception as exc:  # the model server exits before it is ready
+            return f"container modelserver: refusing to start: {exc}"
+        return None
+
+    async def run(self) -> None:
+        import asyncio
+
+        from kubernetes_asyncio import client
+        from kubernetes_asyncio.client.exceptions import ApiException
+
+        api = await self._client()
+        apps = client.AppsV1Api(api)
+        try:
+            while True:
+                found = await apps.list_namespaced_deployment(self.namespace)
+                for item in found.items:
+                    status = item.status
+                    if status is not None and (status.observed_generation or 0) >= (
+                        item.metadata.generation or 0
+                    ):
+                        continue
+                    failure = await self._pod_outcome(item)
+                    replicas = item.spec.replicas
+                    if failure is None:
+                        patch = {"status": {
+                            "observedGeneration": item.metadata.generation, "replicas": replicas,
+                            "updatedReplicas": replicas, "readyReplicas": replicas,
+                            "availableReplicas": replicas,
+                            "conditions": [{"type": "Available", "status": "True",
+                                            "reason": "MinimumReplicasAvailable"}]}}  # fmt: skip
+                    else:
+                        patch = {"status": {
+                            "observedGeneration": item.metadata.generation, "replicas": replicas,
+                            "updatedReplicas": replicas, "unavailableReplicas": replicas,
+                            "conditions": [{"type": "Progressing", "status": "False",
+                                            "reason": "ProgressDeadlineExceeded",
+                                            "message": failure[:1000]}]}}  # fmt: skip
+                    try:
+                        await apps.patch_namespaced_deployment_status(
+                            item.metadata.name, self.namespace, patch,
+                            _content_type="application/merge-patch+json",
+                        )  # fmt: skip
+                    except ApiException as exc:
+                        if exc.status not in (404, 409):  # deleted or changed meanwhile
+                            raise
+                        continue
+                    self.rollouts.append(item.metadata.name)
+                await asyncio.sleep(0.2)
+        finally:
+            await api.close()
+
+    def start(self) -> None:
+        import asyncio
+
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        import asyncio
+        import contextlib
+
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+Kit.KubeAPI = KubeAPI  # type: ignore[attr-defined]
+Kit.Kubelet = Kubelet  # type: ignore[attr-defined]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import socket
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
 from paved_registry.bootstrap import create_app
@@ -292,6 +296,8 @@ class Kit:
     approval_expired = staticmethod(approval_expired)
     deployment_status = staticmethod(deployment_status)
     about = staticmethod(about)
+    publish = staticmethod(publish)
+    events_on = staticmethod(events_on)
 
 
 @pytest.fixture
@@ -326,3 +332,74 @@ async def registry(stack: Any) -> AsyncIterator[Registry]:
         ) as client,
     ):
         yield Registry(app, client, settings, stack.bootstrap)
+
+
+@dataclass
+class LiveRegistry:
+    """A registry served by a real uvicorn on a free loopback port (for HTTP clients such
+    as MLflow's, which cannot use an in-process transport)."""
+
+    url: str
+    settings: RegistrySettings
+    app: FastAPI
+    bootstrap: str
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the server's own event loop (its DB pool lives there)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+    def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        runtime: ServiceRuntime = self.app.state.runtime
+
+        async def go() -> list[dict[str, Any]]:
+            async with runtime.pool.acquire() as conn:
+                return [dict(r.items()) for r in await conn.fetch(sql, *args)]
+
+        result: list[dict[str, Any]] = self.run(go())
+        return result
+
+
+@pytest.fixture(scope="module")
+def live_registry(stack: Any) -> Iterator[LiveRegistry]:
+    """A registry (own schema and consumer group) behind uvicorn on 127.0.0.1:<free port>."""
+    settings = RegistrySettings(
+        environment="test",
+        kafka_bootstrap=stack.bootstrap,
+        database_url=stack.dsn,
+        registry_db_schema=unique("t_registry"),
+        registry_consumer_group=unique("t-registry"),
+        log_json=False,
+    )
+    app = create_app(settings, metrics_registry=CollectorRegistry())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, lifespan="on", access_log=False, workers=1)
+    )
+    loop_box: list[asyncio.AbstractEventLoop] = []
+
+    def serve() -> None:
+        async def main() -> None:
+            loop_box.append(asyncio.get_running_loop())
+            await ensure_topics(stack.bootstrap, topics.ALL_TOPICS)
+            await start_group_at_end(stack.bootstrap, settings.registry_consumer_group, SUBSCRIBED)
+            await server.serve(sockets=[sock])
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, name="live-registry", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive(), "the registry server thread died while starting"
+        assert time.monotonic() < deadline, "the registry did not start within 60 s"
+        time.sleep(0.05)
+    try:
+        yield LiveRegistry(f"http://127.0.0.1:{port}", settings, app, stack.bootstrap, loop_box[0])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

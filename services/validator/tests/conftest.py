@@ -12,8 +12,16 @@ from typing import Any
 import numpy as np
 import pytest
 from paved_schemas.events import ModelVersionRegistered
+from paved_validator.domain import pickles
 from paved_validator.domain.smoke import RunnerReport
-from paved_validator.ports import INPUT_DIR, SandboxRun, SandboxStatus
+from paved_validator.ports import (
+    INPUT_DIR,
+    WORK_DIR,
+    SandboxRun,
+    SandboxStatus,
+    ScanFinding,
+    ScanVerdict,
+)
 from paved_validator.sandbox_runner import execute
 from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
@@ -63,6 +71,10 @@ def registration(
     version: int = 1,
     framework: str = "sklearn",
     signature: dict[str, Any] | None = None,
+    risk_tier: str = "low",
+    tags: dict[str, str] | None = None,
+    thresholds: dict[str, dict[str, float]] | None = None,
+    metrics: dict[str, float] | None = None,
 ) -> ModelVersionRegistered:
     return ModelVersionRegistered.model_validate(
         {
@@ -72,13 +84,16 @@ def registration(
             "artifact_digest": digest,
             "framework": framework,
             "signature": signature or SIGNATURE,
+            "tags": tags or {},
             "model_card": {
                 "description": "Test model.",
                 "intended_use": "Tests only.",
                 "limitations": "Random data.",
-                "risk_tier": "low",
+                "risk_tier": risk_tier,
                 "data_classification": "public",
                 "license": "MIT",
+                "metric_thresholds": thresholds,
+                "metrics": metrics,
             },
             "registered_by": "alice",
             "registered_by_name": "Alice Scientist",
@@ -106,13 +121,42 @@ class FakeSandbox:
         if self.canned is not None:
             return self.canned
         started = time.monotonic()
-        raw = await asyncio.to_thread(execute, request, scratch / INPUT_DIR)
+        (scratch / WORK_DIR).mkdir(parents=True, exist_ok=True)
+        raw = await asyncio.to_thread(execute, request, scratch / INPUT_DIR, scratch / WORK_DIR)
         wall_ms = (time.monotonic() - started) * 1000
         try:
             report = RunnerReport.model_validate(raw)
         except ValidationError as exc:
             return SandboxRun(SandboxStatus.CRASHED, None, str(exc), wall_ms, 0)
         return SandboxRun(SandboxStatus.COMPLETED, report, "runner reported", wall_ms, 0)
+
+
+class FakeScanner:
+    """Flags a pickle whose imports leave numpy/sklearn/scipy (what the real scanners flag
+    for the payloads used in unit tests); cannot parse what is not a pickle. Records calls.
+
+    Its contract with modelscan and picklescan: tests/integration/test_validator_scanners.py.
+    """
+
+    name = "fake-scanner"
+
+    def __init__(self) -> None:
+        self.scanned: list[str] = []
+
+    async def scan(self, path: Path) -> ScanVerdict:
+        started = time.monotonic()
+        self.scanned.append(path.name)
+        try:
+            summary = pickles.walk(path)
+        except pickles.PickleFormatError as exc:
+            return ScanVerdict.unparsable(self.name, f"could not scan the file: {exc}", started)
+        dangerous = {"builtins", "posix", "os", "subprocess", "nt"}
+        bad = [i for i in summary.imports
+               if i.split(".")[0] in dangerous and pickles.import_problem(i)]  # fmt: skip
+        if bad:
+            findings = [ScanFinding("CRITICAL", f"unsafe import {b}") for b in bad]
+            return ScanVerdict.found(self.name, findings, started)
+        return ScanVerdict.clean(self.name, "no issues", started)
 
 
 @pytest.fixture
@@ -128,6 +172,7 @@ class Helpers:
     SIGNATURE = SIGNATURE
     Payload = Payload
     FakeSandbox = FakeSandbox
+    FakeScanner = FakeScanner
     train_model = staticmethod(train_model)
     write_artifact = staticmethod(write_artifact)
     registration = staticmethod(registration)

@@ -156,7 +156,7 @@ def default_specs(*, ports: dict[str, int] | None = None,
     approver = port("approver", "PAVED_APPROVER_HTTP_PORT", 8081)
     validator = port("validator", "PAVED_VALIDATOR_METRICS_PORT", 9101)
     deployer = port("deployer-local", "PAVED_DEPLOYER_METRICS_PORT", 9102)
-    audit = port("audit", "PAVED_AUDIT_METRICS_PORT", 9103)
+    audit = port("audit", "PAVED_AUDIT_HTTP_PORT", 8082)
     deployer_env = {"PAVED_DEPLOYER_TARGET": "local", "PAVED_METRICS_PORT": str(deployer)}
     if deployer_run_dir is not None:
         deployer_env["PAVED_DEPLOYER_RUN_DIR"] = str(deployer_run_dir)
@@ -181,7 +181,8 @@ def default_specs(*, ports: dict[str, int] | None = None,
         ),
         "audit": ServiceSpec(
             "audit", "paved_audit", audit,
-            {"PAVED_METRICS_PORT": str(audit), "PAVED_SERVICE_NAME": "audit"},
+            {"PAVED_AUDIT_HTTP_PORT": str(audit), "PAVED_SERVICE_NAME": "audit"},
+            "/readyz",
         ),
     }  # fmt: skip
 
@@ -220,6 +221,7 @@ def main(argv: list[str]) -> int:
         elif cmd == "env":
             print(f"export PAVED_REGISTRY_URL={platform.url('registry')}")
             print(f"export PAVED_APPROVER_URL={platform.url('approver')}")
+            print(f"export PAVED_AUDIT_URL={platform.url('audit')}")
             for k, v in base_env.items():
                 print(f"export {k}={v}")
         else:

@@ -3,8 +3,9 @@ the caller's transaction, so state changes and outbox rows commit together."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from paved_schemas.events import (
@@ -39,14 +40,40 @@ async def lock_version(conn: Connection, model_name: str, version: int) -> Row:
 
 
 async def record_registration(
-    conn: Connection, data: ModelVersionRegistered, *, version_hash: str, event_id: str
+    conn: Connection,
+    data: ModelVersionRegistered,
+    *,
+    version_hash: str,
+    event_id: str,
+    document: dict[str, Any],
 ) -> None:
     await conn.execute(
         "UPDATE versions SET artifact_digest = $3, risk_tier = $4, version_hash = $5, "
         "registered_by = $6, registered_by_name = $7, registered_event_id = $8, "
-        "registered_at = now(), updated_at = now() WHERE model_name = $1 AND version = $2",
+        "registered_at = now(), updated_at = now(), version_document = $9::jsonb "
+        "WHERE model_name = $1 AND version = $2",
         data.model_name, data.version, data.artifact_digest, data.model_card.risk_tier.value,
         version_hash, data.registered_by, data.registered_by_name, event_id,
+        document,
+    )  # fmt: skip
+
+
+async def version_document(conn: Connection, model_name: str, version: int) -> Row | None:
+    """The stored version document and hash of one version (None if never registered)."""
+    row: Row | None = await conn.fetchrow(
+        "SELECT version_document, version_hash FROM versions "
+        "WHERE model_name = $1 AND version = $2 AND version_document IS NOT NULL",
+        model_name, version,
+    )  # fmt: skip
+    return row
+
+
+async def record_owner_team(conn: Connection, model_name: str, owner_team: str | None) -> None:
+    """Remember which team owns a model (empty means none: visible to every team)."""
+    await conn.execute(
+        "INSERT INTO models (model_name, owner_team) VALUES ($1, $2) ON CONFLICT (model_name) "
+        "DO UPDATE SET owner_team = EXCLUDED.owner_team, updated_at = now()",
+        model_name, owner_team or None,
     )  # fmt: skip
 
 
@@ -78,12 +105,14 @@ async def record_retirement(conn: Connection, data: ModelVersionRetired, *, even
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def approval_id_for_version(conn: Connection, model_name: str, version: int) -> str | None:
-    found: str | None = await conn.fetchval(
-        "SELECT approval_id FROM approvals WHERE model_name = $1 AND version = $2",
+async def latest_case(conn: Connection, model_name: str, version: int) -> Row | None:
+    """The version's most recent approval case, if any."""
+    row: Row | None = await conn.fetchrow(
+        "SELECT * FROM approvals WHERE model_name = $1 AND version = $2 "
+        "ORDER BY created_at DESC, approval_id DESC LIMIT 1",
         model_name, version,
     )  # fmt: skip
-    return found
+    return row
 
 
 async def insert_approval(
@@ -94,20 +123,26 @@ async def insert_approval(
     policy_version: str,
     required_approvals: int,
     required_roles: Sequence[str],
+    eligible_roles: Sequence[str],
+    valid_for_s: int | None,
+    policy_digest: str | None,
     correlation_id: str,
     requested_event_id: str,
 ) -> bool:
-    """Open the case; False if the version already has one (never two per version)."""
+    """Open the case; False if the version has an open case or this validation already
+    opened one (unique indexes: never two open cases, never two per validation)."""
     inserted: str | None = await conn.fetchval(
         "INSERT INTO approvals (approval_id, model_name, version, artifact_digest, version_hash, "
         "risk_tier, registered_by, registered_by_name, policy_version, required_approvals, "
-        "required_roles, state, correlation_id, requested_event_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13) "
-        "ON CONFLICT (model_name, version) DO NOTHING RETURNING approval_id",
+        "required_roles, state, correlation_id, requested_event_id, opened_by_event_id, "
+        "eligible_roles, valid_for_s, policy_digest) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15, "
+        "$16, $17) ON CONFLICT DO NOTHING RETURNING approval_id",
         approval_id, version_row["model_name"], version_row["version"],
         version_row["artifact_digest"], version_row["version_hash"], version_row["risk_tier"],
         version_row["registered_by"], version_row["registered_by_name"], policy_version,
         required_approvals, list(required_roles), correlation_id, requested_event_id,
+        version_row["validated_event_id"], list(eligible_roles), valid_for_s, policy_digest,
     )  # fmt: skip
     return inserted is not None
 
@@ -115,7 +150,9 @@ async def insert_approval(
 async def lock_approval(conn: Connection, approval_id: str) -> Row | None:
     """The approval row, locked: concurrent decisions on one case run one after another."""
     row: Row | None = await conn.fetchrow(
-        "SELECT * FROM approvals WHERE approval_id = $1 FOR UPDATE", approval_id
+        "SELECT a.*, m.owner_team FROM approvals a LEFT JOIN models m USING (model_name) "
+        "WHERE a.approval_id = $1 FOR UPDATE OF a",
+        approval_id,
     )
     return row
 
@@ -127,20 +164,43 @@ async def set_state(
     *,
     decided_at: datetime,
     auto_approved: bool = False,
+    expires_at: datetime | None = None,
 ) -> None:
     await conn.execute(
-        "UPDATE approvals SET state = $2, decided_at = $3, auto_approved = $4 "
+        "UPDATE approvals SET state = $2, decided_at = $3, auto_approved = $4, expires_at = $5 "
         "WHERE approval_id = $1",
-        approval_id, state.value, decided_at, auto_approved,
+        approval_id, state.value, decided_at, auto_approved, expires_at,
+    )  # fmt: skip
+
+
+async def lock_due_expirations(conn: Connection, now: datetime, limit: int = 100) -> list[Row]:
+    """Granted approvals whose validity ran out, locked (others skip them: one expirer)."""
+    rows = await conn.fetch(
+        "SELECT * FROM approvals WHERE state = 'granted' AND expires_at <= $1 "
+        "ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now, limit,
+    )  # fmt: skip
+    return list(rows)
+
+
+async def mark_expired(conn: Connection, approval_id: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE approvals SET state = 'expired', expired_at = $2 WHERE approval_id = $1",
+        approval_id, now,
     )  # fmt: skip
 
 
 async def insert_signature(conn: Connection, approval_id: str, signature: Signature) -> None:
     await conn.execute(
         "INSERT INTO signatures (approval_id, signer_id, printed_name, signed_at, meaning, "
-        "reason, version_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "reason, version_hash, signature_id, signer_roles, auth_mode, auth_time, issuer, "
+        "policy_version, seal_key_id, seal) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         approval_id, signature.signer_id, signature.printed_name, signature.signed_at,
         signature.meaning.value, signature.reason, signature.version_hash,
+        signature.signature_id, list(signature.signer_roles), signature.auth_mode,
+        signature.auth_time, signature.issuer, signature.policy_version, signature.seal_key_id,
+        signature.seal,
     )  # fmt: skip
 
 
@@ -167,6 +227,14 @@ async def signatures_of_many(
                 meaning=SignatureMeaning(r["meaning"]),
                 reason=r["reason"],
                 version_hash=r["version_hash"],
+                signature_id=r["signature_id"] or f"legacy-{r['seq']}",
+                signer_roles=tuple(r["signer_roles"]),
+                auth_mode=r["auth_mode"],
+                auth_time=r["auth_time"],
+                issuer=r["issuer"],
+                policy_version=r["policy_version"],
+                seal_key_id=r["seal_key_id"],
+                seal=r["seal"],
             )
         )
     return found
@@ -181,23 +249,44 @@ def case_of(row: Row) -> ApprovalCase:
         state=ApprovalState(row["state"]),
         required_approvals=row["required_approvals"],
         version_hash=row["version_hash"],
+        eligible_roles=tuple(row["eligible_roles"]),
+        required_roles=tuple(row["required_roles"]),
+        owner_team=row["owner_team"],
+        policy_version=row["policy_version"],
     )
+
+
+_WITH_TEAM = "SELECT a.*, m.owner_team FROM approvals a LEFT JOIN models m USING (model_name) "
 
 
 async def get_approval(conn: Connection, approval_id: str) -> Row | None:
-    row: Row | None = await conn.fetchrow(
-        "SELECT * FROM approvals WHERE approval_id = $1", approval_id
-    )
+    """One case with its model's owner team."""
+    row: Row | None = await conn.fetchrow(_WITH_TEAM + "WHERE a.approval_id = $1", approval_id)
     return row
 
 
+async def owner_team(conn: Connection, model_name: str) -> str | None:
+    found: str | None = await conn.fetchval(
+        "SELECT owner_team FROM models WHERE model_name = $1", model_name
+    )
+    return found
+
+
 async def list_approvals(
-    conn: Connection, *, state: ApprovalState | None, model_name: str | None, limit: int
+    conn: Connection,
+    *,
+    state: ApprovalState | None,
+    model_name: str | None,
+    limit: int,
+    teams: Collection[str] | None = None,
 ) -> list[Row]:
+    """Cases newest first; ``teams`` (None: all) keeps models of those teams or of none."""
     rows = await conn.fetch(
-        "SELECT * FROM approvals "
-        "WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR model_name = $2) "
-        "ORDER BY created_at DESC, approval_id LIMIT $3",
+        _WITH_TEAM + "WHERE ($1::text IS NULL OR a.state = $1) "
+        "AND ($2::text IS NULL OR a.model_name = $2) "
+        "AND ($4::text[] IS NULL OR m.owner_team IS NULL OR m.owner_team = ANY($4::text[])) "
+        "ORDER BY a.created_at DESC, a.approval_id LIMIT $3",
         state.value if state else None, model_name, limit,
+        None if teams is None else list(teams),
     )  # fmt: skip
     return list(rows)

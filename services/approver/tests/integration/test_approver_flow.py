@@ -34,18 +34,18 @@ async def test_low_tier_is_requested_then_auto_granted(
     requested, granted = published
     assert requested.data.required_approvals == 0
     assert requested.data.risk_tier == "low"
-    assert requested.data.policy_version == "builtin-1"
+    assert requested.data.policy_version == "paved-default-1"
     assert requested.data.artifact_digest == reg.data.artifact_digest
     assert granted.data.auto_approved is True
     assert granted.data.signatures == []
-    assert granted.data.policy_version == "builtin-1"
+    assert granted.data.policy_version == "paved-default-1"
     # Both carry the workflow's correlation id; the policy, not a person, is the actor.
     assert {e.correlationid for e in published} == {second.correlationid}
     assert {e.causationid for e in published} == {second.id}
     assert {e.actor for e in published} == {"service:approver"}
     assert row["version_hash"] == version_hash(reg.data)
 
-    view = (await approver.client.get(f"/api/v1/approvals/{row['approval_id']}")).json()
+    view = (await approver.get(f"/api/v1/approvals/{row['approval_id']}")).json()
     assert view["state"] == "granted"
     assert view["auto_approved"] is True
     assert view["signatures"] == []
@@ -108,7 +108,7 @@ async def test_medium_tier_waits_for_one_approver_other_than_the_registrant(
     assert sig["signed_at"].endswith(("Z", "+00:00"))
     assert sig["version_hash"] == version_hash(reg.data)
     assert sig["manifestation"].startswith("Signed by Bob Reviewer (bob) on ")
-    assert sig["manifestation"].endswith(" UTC; meaning: approval")
+    assert sig["manifestation"].endswith(f" UTC; meaning: approval; bound to {sig['version_hash']}")
 
     published = await kafka.approval_events(approval_id, expect=2)
     assert [type(e.data) for e in published] == [ApprovalRequested, ApprovalGranted]
@@ -128,14 +128,14 @@ async def test_medium_tier_waits_for_one_approver_other_than_the_registrant(
     assert response.status_code == 409
     assert "is granted" in response.json()["detail"]
 
-    listed = (await approver.client.get("/api/v1/approvals", params={"model": model})).json()
+    listed = (await approver.get("/api/v1/approvals", params={"model": model})).json()
     assert [(i["approval_id"], i["state"], i["approvals"]) for i in listed["items"]] == [
         (approval_id, "granted", 1)
     ]
     assert [s["signer_id"] for s in listed["items"][0]["signatures"]] == ["bob"]
     assert listed["count"] == 1
     pending = (
-        await approver.client.get("/api/v1/approvals", params={"model": model, "state": "pending"})
+        await approver.get("/api/v1/approvals", params={"model": model, "state": "pending"})
     ).json()
     assert pending["items"] == []
 
@@ -229,9 +229,9 @@ async def test_unknown_approval_and_bad_queries_are_problems(approver: Any) -> N
     assert response.status_code == 404
     assert response.headers["content-type"] == PROBLEM
     assert "'apr-nope'" in response.json()["detail"]
-    response = await approver.client.get("/api/v1/approvals/apr-nope")
+    response = await approver.get("/api/v1/approvals/apr-nope")
     assert response.status_code == 404
-    response = await approver.client.get("/api/v1/approvals", params={"state": "maybe"})
+    response = await approver.get("/api/v1/approvals", params={"state": "maybe"})
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM
     assert "maybe" in response.json()["detail"]

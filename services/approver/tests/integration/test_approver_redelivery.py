@@ -99,7 +99,11 @@ async def test_the_process_serves_http_and_consumes_until_sigterm(
             items: list[dict[str, Any]] = []
 
             async def opened() -> bool:
-                resp = await client.get("/api/v1/approvals", params={"model": model})
+                resp = await client.get(
+                    "/api/v1/approvals",
+                    params={"model": model},
+                    headers={"X-Paved-User": "reader", "X-Paved-User-Name": "Reader"},
+                )
                 items[:] = resp.json()["items"]
                 return bool(items)
 

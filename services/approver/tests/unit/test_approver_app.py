@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from paved_approver.api import ProblemError, current_actor
+from paved_approver.api import actor_of
 from paved_approver.bootstrap import create_app, create_runtime
+from paved_approver.domain.policy import BUILTIN_POLICY
 from paved_approver.settings import ApproverSettings
 from paved_schemas import topics
+from paved_shared.auth import principal_from_dev_headers
 from prometheus_client import CollectorRegistry
 
 pytestmark = pytest.mark.unit
@@ -37,46 +39,51 @@ def test_create_app_does_no_io_and_documents_the_api() -> None:
         "/api/v1/approvals",
         "/api/v1/approvals/{approval_id}",
         "/api/v1/approvals/{approval_id}/decisions",
+        "/api/v1/signatures/verify",
+        "/api/v1/seal-keys",
     }
     post = paths["/api/v1/approvals/{approval_id}/decisions"]["post"]
     assert {"201", "401", "403", "404", "409", "422"} <= set(post["responses"])
-    headers = {p["name"].lower() for p in post["parameters"] if p["in"] == "header"}
-    assert headers == {"x-paved-user", "x-paved-user-name"}
+    body = spec["components"]["schemas"]["DecisionIn"]["properties"]
+    assert {"decision", "meaning", "reason", "version_hash"} <= set(body)
 
 
 def test_asyncapi_names_what_the_approver_consumes_and_publishes() -> None:
-    runtime = create_runtime(ApproverSettings(), metrics_registry=CollectorRegistry())
+    runtime = create_runtime(
+        ApproverSettings(), policy=BUILTIN_POLICY, metrics_registry=CollectorRegistry()
+    )
     text = str(runtime.asyncapi())
     for name in (topics.MODEL_EVENTS, topics.VALIDATION_EVENTS, topics.APPROVAL_EVENTS):
         assert name in text
-    for event in ("ApprovalRequested", "ApprovalGranted", "ApprovalRejected"):
+    for event in (
+        "ApprovalRequested",
+        "ApprovalGranted",
+        "ApprovalRejected",
+        "ApprovalExpired",
+        "ApprovalDecisionRecorded",
+    ):
         assert event in text
 
 
-def test_actor_comes_from_the_headers() -> None:
-    actor = current_actor(" bob ", " Bob Reviewer ")
-    assert (actor.user_id, actor.printed_name) == ("bob", "Bob Reviewer")
-    # A UTF-8 name arrives as latin-1 text over HTTP and is recovered.
-    raw = "José Núñez".encode().decode("latin-1")
-    assert current_actor("jose", raw).printed_name == "José Núñez"
+def test_settings_refuse_dev_headers_and_a_missing_seal_key_in_prod() -> None:
+    with pytest.raises(ValueError, match="dev-headers is refused"):
+        ApproverSettings(environment="prod", auth_mode="dev-headers")
+    with pytest.raises(ValueError, match="PAVED_APPROVER_SEAL_KEY_FILE is required"):
+        ApproverSettings(
+            environment="prod", oidc_issuer="https://sso.example/realms/p", oidc_audience="a"
+        )
+    assert ApproverSettings(environment="test").resolved_auth_mode == "dev-headers"
 
 
-@pytest.mark.parametrize(
-    ("user", "name", "message"),
-    [
-        (None, "Bob", "missing X-Paved-User header"),
-        ("  ", "Bob", "missing X-Paved-User header"),
-        ("bob", None, "missing X-Paved-User-Name header"),
-        ("bob smith", "Bob", "'bob smith' is not a user id"),
-        ("b" * 251, "Bob", "is not a user id"),
-        ("bob", "B" * 257, "257 characters long"),
-    ],
-)
-def test_missing_or_malformed_identity_is_401(
-    user: str | None, name: str | None, message: str
-) -> None:
-    with pytest.raises(ProblemError, match=message) as caught:
-        current_actor(user, name)
-    assert caught.value.status == 401
-    assert caught.value.headers is not None
-    assert "WWW-Authenticate" in caught.value.headers
+def test_the_actor_carries_roles_teams_and_login() -> None:
+    principal = principal_from_dev_headers(
+        {"X-Paved-User": "bob", "X-Paved-User-Name": "Bob R", "X-Paved-Roles": "approver",
+         "X-Paved-Teams": "churn"}
+    )  # fmt: skip
+    actor = actor_of(principal)
+    assert (actor.user_id, actor.printed_name) == ("bob", "Bob R")
+    assert actor.roles == {"approver"}
+    assert actor.teams == {"churn"}
+    assert not actor.all_teams
+    assert actor.auth_mode == "dev-headers"
+    assert actor.auth_time is None

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from paved_approver.domain.approval import (
     Actor,
+    AdministratorSigningError,
     AlreadySignedError,
     ApprovalCase,
     ApprovalClosedError,
     ApprovalState,
     Decision,
     InvalidDecisionError,
+    RoleNotAllowedError,
     SeparationOfDutiesError,
     Signature,
+    SigningRules,
+    StaleAuthenticationError,
+    TeamScopeError,
+    VersionHashMismatchError,
     decide,
 )
 from paved_schemas.events import SignatureMeaning
@@ -23,12 +29,22 @@ pytestmark = pytest.mark.unit
 
 NOW = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
 HASH = "sha256:" + "ab" * 32
-ALICE = Actor("alice", "Alice Scientist")
-BOB = Actor("bob", "Bob Reviewer")
-CAROL = Actor("carol", "Carol Quality")
+APPROVER = frozenset({"approver"})
+ALICE = Actor("alice", "Alice Scientist", roles=frozenset({"scientist", "approver"}))
+BOB = Actor("bob", "Bob Reviewer", roles=APPROVER, teams=frozenset({"churn"}))
+CAROL = Actor("carol", "Carol Quality", roles=APPROVER, all_teams=True)
+DAVE = Actor("dave", "Dave Admin", roles=frozenset({"admin", "approver"}), all_teams=True)
+FRANK = Actor("frank", "Frank Fraud", roles=APPROVER, teams=frozenset({"fraud"}))
+OIDC = SigningRules(max_auth_age_s=300, require_version_hash=True)
 
 
-def case(required: int = 1, state: ApprovalState = ApprovalState.PENDING) -> ApprovalCase:
+def case(
+    required: int = 1,
+    state: ApprovalState = ApprovalState.PENDING,
+    *,
+    required_roles: tuple[str, ...] = (),
+    team: str | None = "churn",
+) -> ApprovalCase:
     return ApprovalCase(
         approval_id="apr-1",
         model_name="churn",
@@ -37,6 +53,9 @@ def case(required: int = 1, state: ApprovalState = ApprovalState.PENDING) -> App
         state=state,
         required_approvals=required,
         version_hash=HASH,
+        required_roles=required_roles,
+        owner_team=team,
+        policy_version="p-1",
     )
 
 
@@ -117,3 +136,49 @@ def test_reason_is_required() -> None:
 def test_review_signatures_count_as_approvals() -> None:
     state, _ = approve(case(1), BOB, meaning=SignatureMeaning.REVIEW)
     assert state is ApprovalState.GRANTED
+
+
+def test_an_administrator_cannot_sign_even_holding_the_approver_role() -> None:
+    with pytest.raises(AdministratorSigningError, match=r"dave .* admin role .* cannot approve"):
+        approve(case(), DAVE)
+
+
+def test_the_signer_needs_a_signing_role_and_the_models_team() -> None:
+    scientist = Actor("sam", "Sam", roles=frozenset({"scientist"}), all_teams=True)
+    with pytest.raises(RoleNotAllowedError, match=r"lets only roles \['approver'\] sign"):
+        approve(case(), scientist)
+    with pytest.raises(TeamScopeError, match=r"belongs to team 'churn'.*teams \['fraud'\]"):
+        approve(case(), FRANK)
+    assert approve(case(team=None), FRANK)[0] is ApprovalState.GRANTED
+
+
+def test_signing_needs_a_fresh_login_with_oidc() -> None:
+    def sign(actor: Actor, hash_: str | None = HASH) -> ApprovalState:
+        return decide(case(), (), actor, Decision.APPROVE, reason="ok", meaning=None, now=NOW,
+                      signed_version_hash=hash_, rules=OIDC).state  # fmt: skip
+
+    fresh = Actor("bob", "Bob", roles=APPROVER, all_teams=True,
+                  auth_time=NOW - timedelta(seconds=60))  # fmt: skip
+    assert sign(fresh) is ApprovalState.GRANTED
+    stale = Actor("bob", "Bob", roles=APPROVER, all_teams=True,
+                  auth_time=NOW - timedelta(minutes=20))  # fmt: skip
+    with pytest.raises(StaleAuthenticationError, match=r"last logged in 1200 s ago"):
+        sign(stale)
+    with pytest.raises(StaleAuthenticationError, match=r"carries no auth_time"):
+        sign(Actor("bob", "Bob", roles=APPROVER, all_teams=True))
+    with pytest.raises(VersionHashMismatchError, match=r"say what you sign"):
+        sign(fresh, None)
+    other = "sha256:" + "cd" * 32
+    with pytest.raises(VersionHashMismatchError, match=rf"you signed version hash {other}"):
+        sign(fresh, other)
+
+
+def test_required_roles_must_be_covered_by_the_approvers() -> None:
+    auditor = Actor("erin", "Erin", roles=frozenset({"approver", "auditor"}), all_teams=True)
+    c = case(2, required_roles=("auditor",))
+    state, sigs = approve(c, BOB)
+    state, sigs = approve(c, CAROL, sigs)
+    assert state is ApprovalState.PENDING  # two approvers, but no auditor among them
+    state, sigs = approve(c, auditor, sigs)
+    assert state is ApprovalState.GRANTED
+    assert sigs[-1].signer_roles == ("approver", "auditor")

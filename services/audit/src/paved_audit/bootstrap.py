@@ -1,17 +1,28 @@
-"""Wire the audit worker: runtime, subscriptions, emitted events. No I/O here."""
+"""Wire the audit process: runtime, subscriptions, checkpoints, read-only API. No I/O here;
+``create_app``'s lifespan loads the key, starts the runtime and the checkpoint timer."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace import TracerProvider
-from paved_schemas.events import AuditRecordSealed
+from paved_schemas.events import AuditCheckpointSigned, AuditRecordSealed
 from paved_shared.db import load_migrations
 from paved_shared.service import ServiceRuntime
 from prometheus_client import CollectorRegistry
 
+from paved_audit.adapters.file_signer import FileSigner
+from paved_audit.api import router
+from paved_audit.checkpoints import Checkpointer, run_periodic, stop_task
 from paved_audit.delivery import DeliveryAwareConsumer
 from paved_audit.handlers import AuditAppender
+from paved_audit.ports import Signer
+from paved_audit.problems import PROBLEM_JSON, install_problem_handlers
 from paved_audit.settings import AuditSettings
 
 DESCRIPTION = (
@@ -20,13 +31,32 @@ DESCRIPTION = (
 )
 
 
+def make_signer(settings: AuditSettings) -> Signer:
+    """The checkpoint signer the settings name (a local file key; loaded on first use)."""
+    return FileSigner(settings.audit_checkpoint_key_path)
+
+
+def make_checkpointer(settings: AuditSettings, signer: Signer) -> Checkpointer:
+    return Checkpointer(
+        origin=settings.audit_output_topic,
+        output_topic=settings.audit_output_topic,
+        signer=signer,
+        every_records=settings.audit_checkpoint_every_records,
+    )
+
+
 def create_runtime(
     settings: AuditSettings,
     *,
+    signer: Signer | None = None,
     tracer_provider: TracerProvider | None = None,
     metrics_registry: CollectorRegistry | None = None,
 ) -> ServiceRuntime:
-    """The audit service runtime, subscribed to every consumed topic; start() does the I/O."""
+    """The audit service runtime, subscribed to every consumed topic; start() does the I/O.
+
+    Sealing signs a checkpoint every ``audit_checkpoint_every_records`` records with
+    ``signer`` (default: ``make_signer(settings)``).
+    """
     runtime = ServiceRuntime(
         settings,
         service="audit",
@@ -47,7 +77,9 @@ def create_runtime(
         deadletter_topic=settings.audit_dead_letter_topic,
     )
     appender = AuditAppender(
-        schema=settings.audit_db_schema, output_topic=settings.audit_output_topic
+        schema=settings.audit_db_schema,
+        output_topic=settings.audit_output_topic,
+        checkpointer=make_checkpointer(settings, signer or make_signer(settings)),
     )
     for topic in settings.consumed_topics:
         runtime.subscribe(
@@ -56,5 +88,80 @@ def create_runtime(
             event_types=None,
             description=f"Seal every event on {topic} into the audit chain.",
         )
-    runtime.declare_emits(AuditRecordSealed)
+    runtime.declare_emits(AuditRecordSealed, AuditCheckpointSigned)
     return runtime
+
+
+def create_app(
+    settings: AuditSettings,
+    *,
+    signer: Signer | None = None,
+    tracer_provider: TracerProvider | None = None,
+    metrics_registry: CollectorRegistry | None = None,
+) -> FastAPI:
+    """The audit process as an ASGI app: the sealing runtime, the checkpoint timer and the
+    read-only audit API, started and stopped by the lifespan."""
+    signer = signer or make_signer(settings)
+    runtime = create_runtime(
+        settings, signer=signer, tracer_provider=tracer_provider, metrics_registry=metrics_registry
+    )
+    checkpointer = make_checkpointer(settings, signer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if isinstance(signer, FileSigner):
+            await asyncio.to_thread(signer.load)  # fail fast on a bad key, before consuming
+        await runtime.start()
+        timer = asyncio.create_task(
+            run_periodic(
+                runtime.pool,
+                settings.audit_db_schema,
+                checkpointer,
+                settings.audit_checkpoint_interval_s,
+            ),
+            name="audit-checkpoints",
+        )
+        try:
+            yield
+        finally:
+            await stop_task(timer)
+            await runtime.stop()
+
+    app = FastAPI(
+        title="Paved audit",
+        version="0.1.0",
+        description="Read-only access to the tamper-evident audit trail: records, gaps, signed "
+        "checkpoints, inclusion and consistency proofs, verification, inspector exports. "
+        "Callers need the `auditor` or `admin` role.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.signer = signer
+    app.state.checkpointer = checkpointer
+    install_problem_handlers(app)
+    app.include_router(router)
+
+    @app.get("/healthz", tags=["ops"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Readiness: runtime started, database reachable")
+    async def readyz() -> JSONResponse:
+        try:
+            async with runtime.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+        except Exception as exc:
+            return JSONResponse(
+                {
+                    "type": "https://paved.dev/problems/not-ready",
+                    "title": "Not ready",
+                    "status": 503,
+                    "detail": f"audit is not ready: {exc}",
+                    "instance": "/readyz",
+                },
+                status_code=503,
+                media_type=PROBLEM_JSON,
+            )
+        return JSONResponse({"status": "ready", "key_id": signer.key_id})
+
+    return app

@@ -13,13 +13,20 @@ from datetime import datetime
 from typing import Any
 
 from paved_schemas.envelope import Envelope
-from paved_schemas.events import AuditRecordSealed
+from paved_schemas.events import AuditRecordKind, AuditRecordSealed, DeadLetterRecorded
 from paved_shared.consumer import PermanentError
 from paved_shared.db import Connection, check_identifier
 from paved_shared.deadletter import Delivery
 from paved_shared.outbox import enqueue
 from prometheus_client import Counter
 
+from paved_audit.checkpoints import (
+    AUDIT_ACTOR,
+    AUDIT_ACTOR_NAME,
+    AUDIT_SOURCE,
+    Checkpointer,
+    chain_lock_key,
+)
 from paved_audit.delivery import current_delivery
 from paved_audit.domain.chain import (
     GENESIS_HASH,
@@ -37,14 +44,7 @@ SEALED_TOTAL = Counter(
     ["outcome"],
 )
 
-AUDIT_SOURCE = "/paved/audit"
-AUDIT_ACTOR = "service:audit"
-AUDIT_ACTOR_NAME = "Paved audit service"
-
-
-def chain_lock_key(schema: str) -> str:
-    """Key of the transaction-level advisory lock that serialises appends to one chain."""
-    return f"paved-audit-chain:{schema}"
+__all__ = ["AUDIT_ACTOR", "AUDIT_ACTOR_NAME", "AUDIT_SOURCE", "AuditAppender", "chain_lock_key"]
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,13 @@ class AuditAppender:
 
     Call it as a runtime handler (it reads the current Kafka record through
     ``current_delivery()``) or use ``seal`` directly with an explicit ``Delivery``.
+    With a ``checkpointer``, the append that makes ``every_records`` new records also
+    signs a checkpoint, in the same transaction.
     """
 
     schema: str
     output_topic: str
+    checkpointer: Checkpointer | None = None
 
     def __post_init__(self) -> None:
         check_identifier(self.schema)
@@ -110,6 +113,8 @@ class AuditAppender:
         sequence = 0 if head is None else int(head["sequence"]) + 1
         prev_hash = GENESIS_HASH if head is None else str(head["record_hash"])
         record_hash = chain_hash(prev_hash, canonical)
+        is_gap = env.type == DeadLetterRecorded.TYPE
+        kind = AuditRecordKind.GAP if is_gap else AuditRecordKind.EVENT
         sealed_at: datetime = await conn.fetchval(
             "INSERT INTO audit_records (sequence, event_id, event_type, subject, event_time, "
             "source_topic, source_partition, source_offset, record, prev_hash, record_hash) "
@@ -130,11 +135,14 @@ class AuditAppender:
             prev_hash=prev_hash,
             record_hash=record_hash,
             sealed_at=sealed_at,
+            kind=kind,
         )
         event = Envelope.new(
             sealed, source=AUDIT_SOURCE, actor=AUDIT_ACTOR, actorname=AUDIT_ACTOR_NAME, cause=env
         )
         await enqueue(conn, topic=self.output_topic, key=sealed.key(), event=event)
+        if self.checkpointer is not None and await self.checkpointer.due(conn, sequence + 1):
+            await self.checkpointer.checkpoint(conn, trigger="records")
         SEALED_TOTAL.labels("sealed").inc()
         log.info("sealed %s %s as sequence %d", env.type, env.id, sequence)
         return sealed

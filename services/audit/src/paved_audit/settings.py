@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Self
 
 from paved_schemas import topics
@@ -9,6 +11,11 @@ from paved_shared.settings import PavedSettings
 from pydantic import Field, model_validator
 
 _TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
+
+
+def _default_key_path() -> Path:
+    # Read when settings are built (not at import): the run folder of `make up`.
+    return Path(os.environ.get("PAVED_RUN_DIR", ".run")) / "audit" / "checkpoint-ed25519.pem"
 
 
 class AuditSettings(PavedSettings):
@@ -41,6 +48,29 @@ class AuditSettings(PavedSettings):
         default=topics.AUDIT,
         pattern=_TOPIC_PATTERN,
         description="Topic receiving one AuditRecordSealed per sealed record (one partition).",
+    )
+
+    audit_http_host: str = Field(
+        default="127.0.0.1", description="Interface the read-only audit API listens on."
+    )
+    audit_http_port: int = Field(
+        default=8082, ge=1, le=65535, description="Port of the read-only audit API."
+    )
+    audit_checkpoint_key_path: Path = Field(
+        default_factory=_default_key_path,
+        description="Ed25519 private key (PEM) signing checkpoints; created (mode 0600) on "
+        "first start when absent, its public key written beside it as <name>.pub.pem. "
+        "Default: $PAVED_RUN_DIR/audit/checkpoint-ed25519.pem.",
+    )
+    audit_checkpoint_every_records: int = Field(
+        default=1000,
+        ge=1,
+        description="Sign a checkpoint as soon as this many records were sealed since the last.",
+    )
+    audit_checkpoint_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Also sign one this often when any record is not yet covered.",
     )
 
     @property

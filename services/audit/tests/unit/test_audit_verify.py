@@ -121,8 +121,11 @@ def test_inserted_record_with_a_taken_sequence_is_named(chain: list[ChainRecord]
                          forged_bytes, "forged")  # fmt: skip
     report = verify_records([*chain[:4], forged, *chain[4:]])
     assert report.error is not None
-    assert report.error.kind is ErrorKind.DUPLICATE
-    assert (report.error.sequence, report.error.position) == (4, 5)
+    assert report.error.kind is ErrorKind.INSERTED
+    # The forged record is named, not the genuine one after it (record 5 links to that).
+    assert (report.error.sequence, report.error.position) == (4, 4)
+    assert report.error.location == "forged"
+    assert "nothing links to this one" in report.error.message
 
 
 def test_replayed_event_appended_with_a_valid_hash_is_a_duplicate(

@@ -10,7 +10,8 @@ import typer
 from paved_schemas.envelope import Envelope
 from paved_schemas.events import DeploymentStatusChanged
 
-from paved_cli.common import bootstrap, client, console, fail
+from paved_cli.common import bootstrap, client, console, env, fail
+from paved_cli.deploy_sdk import deployment_events, deployment_spec
 from paved_cli.sdk import PavedError, watch_deployments
 
 deployments_app = typer.Typer(help="Deployments: request, inspect, watch.", no_args_is_help=True)
@@ -22,15 +23,56 @@ def deploy(
     model: str,
     version: int,
     target: Annotated[str, typer.Option(help="local, aws or gcp")] = "local",
-    replicas: Annotated[int, typer.Option(min=1)] = 1,
+    replicas: Annotated[int, typer.Option(min=1, help="Replicas to start.")] = 1,
+    canary_weight: Annotated[
+        int, typer.Option(min=0, max=100, help="Percent of traffic for this version.")
+    ] = 100,
+    min_replicas: Annotated[int | None, typer.Option(min=0, help="Autoscaling floor.")] = None,
+    max_replicas: Annotated[int | None, typer.Option(min=1, help="Autoscaling ceiling.")] = None,
+    cpu: Annotated[str | None, typer.Option(help="CPU per replica, e.g. 500m.")] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory per replica, e.g. 512Mi.")] = None,
+    set_env: Annotated[
+        list[str] | None, typer.Option("--env", help="KEY=VALUE for the model server; repeat.")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the status until it settles.")] = False,
 ) -> None:
-    """Request a deployment of an approved version."""
+    """Request a deployment of an approved version (a canary with --canary-weight < 100)."""
+    variables: dict[str, str] = {}
+    for item in set_env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise fail(f"--env {item!r} is not KEY=VALUE")
+        variables[key] = value
+    try:
+        spec = deployment_spec(
+            replicas=replicas, canary_weight=canary_weight, min_replicas=min_replicas,
+            max_replicas=max_replicas, cpu=cpu, memory=memory, env=variables,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise fail(f"invalid deployment spec: {exc}") from exc
     with client() as c:
         try:
-            result = c.request_deployment(model, version, target, {"replicas": replicas})
+            result = c.request_deployment(model, version, target, spec)
         except PavedError as exc:
             raise fail(str(exc)) from exc
-    console.print(f"deployment requested: [bold]{result.get('deployment_id')}[/] ({target})")
+    deployment_id = str(result.get("deployment_id"))
+    console.print(f"deployment requested: [bold]{deployment_id}[/] ({target})")
+    if wait:
+        raise typer.Exit(asyncio.run(_follow(deployment_id)))
+
+
+async def _follow(deployment_id: str) -> int:
+    """Print the deployment's status events (SSE) until it is ready or stops trying."""
+    last = None
+    async for event in deployment_events(_registry_url(), deployment_id=deployment_id,
+                                         until="ready"):  # fmt: skip
+        console.print(_status_line(event))
+        last = event.data.status.value
+    return 0 if last == "ready" else 1
+
+
+def _registry_url() -> str:
+    return env("PAVED_REGISTRY_URL", "http://127.0.0.1:8080")
 
 
 def _status_line(env: Envelope[DeploymentStatusChanged]) -> str:
@@ -50,24 +92,34 @@ def deployments_watch(
     from_beginning: Annotated[bool, typer.Option(help="Replay history first.")] = False,
     until: Annotated[str | None, typer.Option(help="Stop at this status (e.g. ready).")] = None,
     timeout: Annotated[float | None, typer.Option(help="Stop after N idle seconds.")] = None,
+    sse: Annotated[
+        bool, typer.Option(help="Read the registry's server-sent events instead of Kafka.")
+    ] = False,
 ) -> None:
-    """Follow deployment status events from Kafka as they happen."""
+    """Follow deployment status events as they happen (from Kafka, or the registry's SSE)."""
 
     async def run() -> int:
-        async for env in watch_deployments(
-            bootstrap(),
-            deployment_id=deployment,
-            model=model,
-            from_beginning=from_beginning,
-            idle_timeout_s=timeout,
-        ):
-            console.print(_status_line(env))
-            if until and env.data.status in {until, "failed"}:
-                return 0 if env.data.status == until else 1
+        if sse:
+            events = deployment_events(
+                _registry_url(), deployment_id=deployment, model=model,
+                from_beginning=from_beginning or None, idle_timeout_s=timeout,
+            )  # fmt: skip
+        else:
+            events = watch_deployments(
+                bootstrap(), deployment_id=deployment, model=model,
+                from_beginning=from_beginning, idle_timeout_s=timeout,
+            )  # fmt: skip
+        async for event in events:
+            console.print(_status_line(event))
+            status = event.data.status.value
+            if until and (status == until or status in {"failed", "rolled_back", "retired"}):
+                return 0 if status == until else 1
         return 0
 
     try:
         code = asyncio.run(run())
+    except PavedError as exc:
+        raise fail(str(exc)) from exc
     except KeyboardInterrupt:
         code = 0
     raise typer.Exit(code)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -22,6 +22,98 @@ from paved_schemas.envelope import ContractError, Envelope, parse_envelope
 from paved_schemas.events import DeploymentStatusChanged
 
 JSON = dict[str, Any]
+
+
+class ModelDoc(TypedDict, total=False):
+    """A registered model as the registry returns it (``GET /api/v1/models/{name}``)."""
+
+    name: str
+    description: str
+    owner_team: str
+    tags: dict[str, str]
+    created_via: str
+    created_by: str
+    created_by_name: str
+    created_at: str
+    updated_at: str | None
+    latest_version: int | None
+    revision: int
+    aliases: dict[str, int]
+
+
+class TransitionDoc(TypedDict, total=False):
+    """One lifecycle transition of a version."""
+
+    from_state: str | None
+    to_state: str
+    reason: str | None
+    actor: str
+    actor_name: str
+    occurred_at: str
+    event_id: str
+    cause_event_id: str | None
+
+
+class VersionDoc(TypedDict, total=False):
+    """A model version (summary fields always; the full record from ``get_version``)."""
+
+    model_name: str
+    version: int
+    state: str
+    artifact_digest: str
+    framework: str
+    registered_by: str
+    registered_at: str
+    description: str
+    risk_tier: str | None
+    tags: dict[str, str]
+    owner_team: str
+    artifact_uri: str
+    updated_at: str
+    signature: JSON
+    model_card: JSON
+    lineage: JSON | None
+    registered_by_name: str
+    request_id: str
+    transitions: list[TransitionDoc]
+    deployments: list[JSON]
+    revision: int
+    aliases: list[str]
+
+
+class VersionPage(TypedDict):
+    """One page of ``search_versions``; pass ``next_cursor`` back for the next one."""
+
+    items: list[VersionDoc]
+    next_cursor: str | None
+
+
+class AliasDoc(TypedDict):
+    """An alias of a model and the version it points to."""
+
+    model_name: str
+    alias: str
+    version: int
+    protected: bool
+    revision: int
+    state: str
+    artifact_digest: str
+    updated_by: str
+    updated_by_name: str
+    updated_at: str
+
+
+def if_match(revision: int) -> dict[str, str]:
+    """The If-Match header for a record read at ``revision`` (optimistic concurrency)."""
+    return {"If-Match": f'"{revision}"'}
+
+
+def _query(**params: Any) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in params.items()
+        if v is not None and not (isinstance(v, list | tuple) and not v)
+    }
 
 
 class PavedError(Exception):
@@ -43,7 +135,7 @@ class Call:
     method: str
     path: str
     json: JSON | None = None
-    params: dict[str, str] | None = None
+    params: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
 
 
@@ -104,6 +196,63 @@ class _Calls:
             f"/api/v1/models/{model}/versions/{version}/retire",
             {"reason": reason},
         )
+
+    @staticmethod
+    def search_models(**query: Any) -> Call:
+        return Call("registry", "GET", "/api/v1/models", params=_query(**query))
+
+    @staticmethod
+    def update_model(name: str, revision: int, body: JSON) -> Call:
+        return Call("registry", "PATCH", f"/api/v1/models/{name}", body, headers=if_match(revision))
+
+    @staticmethod
+    def update_version(model: str, version: int, revision: int, body: JSON) -> Call:
+        return Call(
+            "registry", "PATCH", f"/api/v1/models/{model}/versions/{version}", body,
+            headers=if_match(revision),
+        )  # fmt: skip
+
+    @staticmethod
+    def search_versions(**query: Any) -> Call:
+        return Call("registry", "GET", "/api/v1/versions", params=_query(**query))
+
+    @staticmethod
+    def transition(model: str, version: int, to_state: str, reason: str) -> Call:
+        return Call(
+            "registry", "POST", f"/api/v1/models/{model}/versions/{version}/transitions",
+            {"to_state": to_state, "reason": reason},
+        )  # fmt: skip
+
+    @staticmethod
+    def list_aliases(model: str) -> Call:
+        return Call("registry", "GET", f"/api/v1/models/{model}/aliases")
+
+    @staticmethod
+    def get_alias(model: str, alias: str) -> Call:
+        return Call("registry", "GET", f"/api/v1/models/{model}/aliases/{alias}")
+
+    @staticmethod
+    def set_alias(
+        model: str, alias: str, version: int, reason: str | None, protected: bool
+    ) -> Call:
+        body: JSON = {"version": version, "protected": protected}
+        if reason:
+            body["reason"] = reason
+        return Call("registry", "PUT", f"/api/v1/models/{model}/aliases/{alias}", body)
+
+    @staticmethod
+    def remove_alias(model: str, alias: str, reason: str | None) -> Call:
+        return Call(
+            "registry", "DELETE", f"/api/v1/models/{model}/aliases/{alias}",
+            params=_query(reason=reason),
+        )  # fmt: skip
+
+    @staticmethod
+    def list_changes(model: str, after: int, limit: int) -> Call:
+        return Call(
+            "registry", "GET", f"/api/v1/models/{model}/changes",
+            params={"after": after, "limit": limit},
+        )  # fmt: skip
 
     @staticmethod
     def list_approvals(state: str | None, model: str | None) -> Call:
@@ -170,6 +319,10 @@ class _Base:
     def __init__(self, registry_url: str, approver_url: str, *, user: str, user_name: str) -> None:
         self.urls = {"registry": registry_url.rstrip("/"), "approver": approver_url.rstrip("/")}
         self.actor_headers = {"X-Paved-User": user, "X-Paved-User-Name": user_name}
+        import os  # SSO: an OIDC access token in PAVED_TOKEN is sent as a bearer token
+
+        if token := os.environ.get("PAVED_TOKEN", "").strip():
+            self.actor_headers["Authorization"] = f"Bearer {token}"
 
     def _request_args(self, call: Call) -> JSON:
         return {
@@ -240,6 +393,90 @@ class AsyncPavedClient(_Base):
         result: JSON = await self.call(_Calls.decide(approval_id, decision, meaning, reason))
         return result
 
+    # -- catalog: discovery, edits, aliases, lifecycle requests ---------------------------
+
+    async def get_model(self, name: str) -> ModelDoc:
+        """One model with its aliases and ``revision`` (what ``update_model`` needs)."""
+        result: ModelDoc = await self.call(_Calls.get_model(name))
+        return result
+
+    async def list_models(self, **query: Any) -> list[ModelDoc]:
+        """Models; filters ``q``, ``owner_team``, ``name_prefix``, ``tag`` (list of
+        ``key:value``), ``sort``, ``limit``, ``cursor``."""
+        result: list[ModelDoc] = await self.call(_Calls.search_models(**query))
+        return result
+
+    async def list_versions(self, model: str) -> list[VersionDoc]:
+        """Every version of a model, oldest first."""
+        result: list[VersionDoc] = await self.call(_Calls.list_versions(model))
+        return result
+
+    async def search_versions(self, **query: Any) -> VersionPage:
+        """One page of discovery: ``q`` (full text), ``name``, ``name_prefix``,
+        ``owner_team``, ``state``/``framework``/``risk_tier``/``tag`` (lists), ``sort``,
+        ``limit``, ``cursor``."""
+        result: VersionPage = await self.call(_Calls.search_versions(**query))
+        return result
+
+    async def iter_versions(self, **query: Any) -> AsyncIterator[VersionDoc]:
+        """Every version matching ``query``, following the cursor page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.search_versions(**query, cursor=cursor)
+            for item in page["items"]:
+                yield item
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    async def update_model(self, name: str, *, revision: int, reason: str | None = None,
+                           **changes: Any) -> ModelDoc:  # fmt: skip
+        """Change ``description``, ``owner_team`` or ``tags`` (None removes a tag) of the
+        model read at ``revision``; ``PavedError`` 412 if someone changed it since."""
+        body = {**_query(**changes), **({"reason": reason} if reason else {})}
+        result: ModelDoc = await self.call(_Calls.update_model(name, revision, body))
+        return result
+
+    async def update_version(self, model: str, version: int, *, revision: int,
+                             reason: str | None = None, **changes: Any) -> VersionDoc:  # fmt: skip
+        """Change a version's ``description`` or ``tags`` (read at ``revision``)."""
+        body = {**_query(**changes), **({"reason": reason} if reason else {})}
+        result: VersionDoc = await self.call(_Calls.update_version(model, version, revision, body))
+        return result
+
+    async def transition(self, model: str, version: int, to_state: str, reason: str) -> VersionDoc:
+        """Request ``deprecated`` or ``retired`` (the lifecycle decides if it is legal)."""
+        result: VersionDoc = await self.call(_Calls.transition(model, version, to_state, reason))
+        return result
+
+    async def retire(self, model: str, version: int, reason: str) -> VersionDoc:
+        result: VersionDoc = await self.call(_Calls.retire(model, version, reason))
+        return result
+
+    async def list_aliases(self, model: str) -> list[AliasDoc]:
+        result: list[AliasDoc] = await self.call(_Calls.list_aliases(model))
+        return result
+
+    async def get_alias(self, model: str, alias: str) -> AliasDoc:
+        result: AliasDoc = await self.call(_Calls.get_alias(model, alias))
+        return result
+
+    async def set_alias(self, model: str, alias: str, version: int, *, reason: str | None = None,
+                        protected: bool = False) -> AliasDoc:  # fmt: skip
+        """Point ``alias`` at ``version`` (protected aliases: approved versions, a reason)."""
+        result: AliasDoc = await self.call(
+            _Calls.set_alias(model, alias, version, reason, protected)
+        )
+        return result
+
+    async def remove_alias(self, model: str, alias: str, reason: str | None = None) -> None:
+        await self.call(_Calls.remove_alias(model, alias, reason))
+
+    async def list_changes(self, model: str, after: int = 0, limit: int = 100) -> list[JSON]:
+        """The model's metadata change history (old and new values), oldest first."""
+        result: list[JSON] = await self.call(_Calls.list_changes(model, after, limit))
+        return result
+
     async def wait_for_state(
         self,
         model: str,
@@ -307,8 +544,11 @@ class PavedClient(_Base):
     def list_versions(self, model: str) -> Any:
         return self.call(_Calls.list_versions(model))
 
-    def list_models(self) -> Any:
-        return self.call(_Calls.list_models())
+    def list_models(self, **query: Any) -> list[ModelDoc]:
+        """Models; filters ``q``, ``owner_team``, ``name_prefix``, ``tag`` (list of
+        ``key:value``), ``sort``, ``limit``, ``cursor``."""
+        result: list[ModelDoc] = self.call(_Calls.search_models(**query))
+        return result
 
     def request_deployment(
         self, model: str, version: int, target: str = "local", spec: JSON | None = None
@@ -322,6 +562,69 @@ class PavedClient(_Base):
 
     def retire(self, model: str, version: int, reason: str) -> JSON:
         result: JSON = self.call(_Calls.retire(model, version, reason))
+        return result
+
+    # -- catalog: discovery, edits, aliases, lifecycle requests ---------------------------
+
+    def get_model(self, name: str) -> ModelDoc:
+        """One model with its aliases and ``revision`` (what ``update_model`` needs)."""
+        result: ModelDoc = self.call(_Calls.get_model(name))
+        return result
+
+    def search_versions(self, **query: Any) -> VersionPage:
+        """One page of discovery (see ``AsyncPavedClient.search_versions``)."""
+        result: VersionPage = self.call(_Calls.search_versions(**query))
+        return result
+
+    def iter_versions(self, **query: Any) -> Iterator[VersionDoc]:
+        """Every version matching ``query``, following the cursor page by page."""
+        cursor: str | None = None
+        while True:
+            page = self.search_versions(**query, cursor=cursor)
+            yield from page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return
+
+    def update_model(self, name: str, *, revision: int, reason: str | None = None,
+                     **changes: Any) -> ModelDoc:  # fmt: skip
+        """Change ``description``, ``owner_team`` or ``tags`` of the model read at ``revision``."""
+        body = {**_query(**changes), **({"reason": reason} if reason else {})}
+        result: ModelDoc = self.call(_Calls.update_model(name, revision, body))
+        return result
+
+    def update_version(self, model: str, version: int, *, revision: int,
+                       reason: str | None = None, **changes: Any) -> VersionDoc:  # fmt: skip
+        """Change a version's ``description`` or ``tags`` (read at ``revision``)."""
+        body = {**_query(**changes), **({"reason": reason} if reason else {})}
+        result: VersionDoc = self.call(_Calls.update_version(model, version, revision, body))
+        return result
+
+    def transition(self, model: str, version: int, to_state: str, reason: str) -> VersionDoc:
+        """Request ``deprecated`` or ``retired`` (the lifecycle decides if it is legal)."""
+        result: VersionDoc = self.call(_Calls.transition(model, version, to_state, reason))
+        return result
+
+    def list_aliases(self, model: str) -> list[AliasDoc]:
+        result: list[AliasDoc] = self.call(_Calls.list_aliases(model))
+        return result
+
+    def get_alias(self, model: str, alias: str) -> AliasDoc:
+        result: AliasDoc = self.call(_Calls.get_alias(model, alias))
+        return result
+
+    def set_alias(self, model: str, alias: str, version: int, *, reason: str | None = None,
+                  protected: bool = False) -> AliasDoc:  # fmt: skip
+        """Point ``alias`` at ``version`` (protected aliases: approved versions, a reason)."""
+        result: AliasDoc = self.call(_Calls.set_alias(model, alias, version, reason, protected))
+        return result
+
+    def remove_alias(self, model: str, alias: str, reason: str | None = None) -> None:
+        self.call(_Calls.remove_alias(model, alias, reason))
+
+    def list_changes(self, model: str, after: int = 0, limit: int = 100) -> list[JSON]:
+        """The model's metadata change history (old and new values), oldest first."""
+        result: list[JSON] = self.call(_Calls.list_changes(model, after, limit))
         return result
 
     def list_approvals(self, state: str | None = None, model: str | None = None) -> Any:

@@ -19,8 +19,12 @@ from paved_shared.db import load_migrations
 from paved_shared.service import ServiceRuntime
 from prometheus_client import CollectorRegistry
 
+from paved_deployer.adapters.aws import AwsTarget
+from paved_deployer.adapters.gcp import GcpTarget
+from paved_deployer.adapters.kubernetes import KubeConfig
 from paved_deployer.adapters.local import LocalTarget
 from paved_deployer.deployer import Deployer
+from paved_deployer.gateway import GatewayRoutes
 from paved_deployer.handlers import (
     HandlerDeps,
     on_approval_event,
@@ -42,9 +46,22 @@ def create_target(settings: DeployerSettings) -> DeployTarget:
             ready_timeout_s=settings.deployer_ready_timeout_s,
             artifact_root=settings.deployer_artifact_root,
         )
-    raise ValueError(
-        f"deployer target {settings.deployer_target!r} is not implemented yet; "
-        "set PAVED_DEPLOYER_TARGET=local"
+    token = settings.deployer_kube_token
+    kube = KubeConfig(
+        url=settings.deployer_kube_url,
+        token=token.get_secret_value() if token is not None else None,
+        ca_file=settings.deployer_kube_ca_file,
+        kubeconfig=settings.deployer_kubeconfig,
+    )
+    cloud = {"aws": AwsTarget, "gcp": GcpTarget}[settings.deployer_target]
+    return cloud(
+        kube,
+        namespace=settings.deployer_kube_namespace,
+        image=settings.deployer_model_image,
+        bucket=settings.deployer_artifact_bucket,
+        store_config=settings.artifact_store_config(),
+        artifact_root=settings.deployer_artifact_root,
+        ready_timeout_s=settings.deployer_ready_timeout_s,
     )
 
 
@@ -110,5 +127,10 @@ def create_deployer(
         approval_wait_s=settings.deployer_approval_wait_s,
         interval_s=settings.deployer_reconcile_interval_s,
         unready_limit=settings.deployer_unready_restart_after,
+        gateway=(
+            GatewayRoutes(settings.deployer_gateway_dir)
+            if settings.deployer_gateway_dir is not None
+            else None
+        ),
     )
     return Deployer(settings, runtime, reconciler, target)

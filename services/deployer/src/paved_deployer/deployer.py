@@ -42,12 +42,14 @@ class Deployer:
         if self.settings.deployer_stop_servers_on_exit:
             await self._stop_servers()
         await self.runtime.stop()
+        await self.target.close()
 
     async def stop_all(self) -> None:
         """Clean shutdown that also stops every model server of this deployer."""
         await self.reconciler.stop()
         await self._stop_servers()
         await self.runtime.stop()
+        await self.target.close()
 
     async def _stop_servers(self) -> None:
         # Recorded handles first (they may live outside the run dir's scan), then a sweep.
@@ -57,8 +59,11 @@ class Deployer:
         except RuntimeError:
             rows = []
         for row in rows:
-            for handle in [*([row.handle] if row.handle else []), *row.retiring]:
+            for handle in [*([row.handle] if row.handle else []), *row.retiring,
+                           *row.serving_handles]:  # fmt: skip
                 await self.target.stop(handle)
+            if row.endpoint is not None:
+                await self.target.unroute(row.endpoint)
         stopped = await self.target.stop_everything()
         if rows or stopped:
             log.info("stopped model servers of %d deployments", len(rows))

@@ -81,6 +81,9 @@ async def on_deployment_request(env: Envelope[Any], conn: Connection, *, deps: H
     )  # fmt: skip
     row = await store.get(conn, data.deployment_id)
     assert row is not None
+    if row.handle is not None:
+        # A rollout still in flight is superseded: its servers stop; serving ones stay.
+        row = await store.set_handle(conn, row, None, [*row.retiring, row.handle])
     await deps.writer.announce(conn, row, current.status if current else None)
     verdict = await store.admission_of(
         conn, row, wait_limit_s=deps.approval_wait_s, frameworks=deps.frameworks
@@ -91,11 +94,8 @@ async def on_deployment_request(env: Envelope[Any], conn: Connection, *, deps: H
 
 
 async def _fail(conn: Connection, row: store.Deployment, reason: str, deps: HandlerDeps) -> None:
-    # A server of an earlier revision stops with the failed rollout: `failed` serves nothing.
-    retiring = [*row.retiring, row.handle] if row.handle else row.retiring
-    await deps.writer.transition(
-        conn, row, DeploymentStatus.FAILED, reason=reason, handle=None, retiring=retiring
-    )
+    """The rollout of `row.revision` cannot go on: roll back to what serves, or fail."""
+    await store.refuse_rollout(conn, row, reason, deps.writer)
 
 
 async def on_model_event(env: Envelope[Any], conn: Connection, *, deps: HandlerDeps) -> None:
@@ -109,6 +109,11 @@ async def on_model_event(env: Envelope[Any], conn: Connection, *, deps: HandlerD
             data.model_name, data.version, data.artifact_uri, data.artifact_digest,
             data.framework.value, data.signature.model_dump(mode="json"), env.id,
         )  # fmt: skip
+        if data.model_card.genai:
+            await conn.execute(
+                "UPDATE model_versions SET genai = true WHERE model_name = $1 AND version = $2",
+                data.model_name, data.version,
+            )  # fmt: skip
         await _wake_version(conn, data.model_name, data.version)
     elif isinstance(data, ModelVersionRetired):
         await conn.execute(
@@ -160,20 +165,31 @@ async def on_approval_event(env: Envelope[Any], conn: Connection, *, deps: Handl
         return
     what = f"artifact digest {data.artifact_digest} of {data.model_name} version {data.version}"
     for active in await _active_of(conn, data.model_name, data.version):
-        if active.artifact_digest != data.artifact_digest:
+        served = any(
+            e["artifact_digest"] == data.artifact_digest and e["version"] == data.version
+            for e in active.serving
+        )
+        rolling = active.artifact_digest == data.artifact_digest and active.status in (
+            DeploymentStatus.PENDING,
+            DeploymentStatus.PROVISIONING,
+        )
+        if not served and not rolling:
             continue
         row = await store.set_cause(conn, active, env)
-        if row.status is DeploymentStatus.PENDING:
-            await _fail(conn, row, f"{what} is not approved: {reason}", deps)
-        else:
+        if served:
+            # Serving an unapproved digest is never acceptable: the whole deployment goes.
             await store.request_stop(conn, row, f"{what} is no longer approved: {reason}")
+        else:
+            await _fail(conn, row, f"{what} is not approved: {reason}", deps)
         await store.notify(conn, row.deployment_id)
 
 
 async def _active_of(conn: Connection, model_name: str, version: int) -> list[store.Deployment]:
     ids = await conn.fetch(
-        "SELECT deployment_id FROM deployments WHERE model_name = $1 AND version = $2 "
-        "AND desired = 'running' ORDER BY deployment_id",
+        "SELECT deployment_id FROM deployments WHERE desired = 'running' AND "
+        "((model_name = $1 AND version = $2) OR serving @> jsonb_build_array("
+        "jsonb_build_object('model_name', $1::text, 'version', $2::int))) "
+        "ORDER BY deployment_id",
         model_name, version,
     )  # fmt: skip
     rows = []

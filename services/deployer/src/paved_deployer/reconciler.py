@@ -15,16 +15,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from paved_schemas.events import DeploymentSpec, DeploymentStatus
 from paved_shared.db import Connection, Pool
 
 from paved_deployer import store
-from paved_deployer.domain.lifecycle import Action, Admit, Probe, Refuse, plan
-from paved_deployer.ports import DeployTarget, Handle, ProvisionError, ProvisionRequest
+from paved_deployer.domain.lifecycle import (
+    SERVING,
+    Action,
+    Admit,
+    Probe,
+    Refuse,
+    Share,
+    plan,
+    split,
+)
+from paved_deployer.gateway import GatewayRoutes
+from paved_deployer.ports import Backend, DeployTarget, Handle, ProvisionError, ProvisionRequest
 from paved_deployer.store import Deployment, StatusWriter
 
 log = logging.getLogger(__name__)
@@ -45,6 +57,7 @@ class Reconciler:
         approval_wait_s: float,
         interval_s: float = 1.0,
         unready_limit: int = 5,
+        gateway: GatewayRoutes | None = None,
     ) -> None:
         self._pool = pool
         self.schema = schema
@@ -53,6 +66,10 @@ class Reconciler:
         self.approval_wait_s = approval_wait_s
         self.interval_s = interval_s
         self.unready_limit = unready_limit
+        self.gateway = gateway
+        self.restarts = 0
+        """Serving revisions replaced because a replica died or stopped answering."""
+        self._routed: dict[str, str] = {}
         self.adopted: set[str] = set()
         """Deployments found ready with a live server on this reconciler's first look."""
         self.passes = 0
@@ -145,14 +162,17 @@ class Reconciler:
 
     # -- one deployment ----------------------------------------------------------------
 
-    async def _step(self, deployment_id: str) -> None:
+    async def _step(self, deployment_id: str) -> None:  # noqa: PLR0912 - one branch per action
         async with self._pool().acquire() as conn:
             row = await store.get(conn, deployment_id)
         if row is None:
             return
+        if row.status in SERVING and row.handle is not None:
+            # A replacement started by an interrupted restart and never put in service.
+            row = await self._orphan_handle(row)
         if row.retiring:
             row = await self._stop_retiring(row)
-        probe = Probe.NONE if row.handle is None else await self.target.probe(row.handle)
+        probe = await self._probe(row)
         streak = self._unready.get(deployment_id, 0) + 1 if probe is Probe.NOT_READY else 0
         self._unready[deployment_id] = streak
         first_look = deployment_id not in self._seen
@@ -165,27 +185,46 @@ class Reconciler:
             unready_limit=self.unready_limit,
         )
         if action is Action.KEEP:
-            if first_look and row.status is S.READY and probe is Probe.READY:
-                log.info("adopted live model server of %s: %s", deployment_id, row.handle)
-                self.adopted.add(deployment_id)
+            if row.status in SERVING and row.desired == "running":
+                await self._keep_serving(row, first_look=first_look)
+                if first_look and probe is Probe.READY:
+                    log.info("adopted live model servers of %s", deployment_id)
+                    self.adopted.add(deployment_id)
         elif action is Action.ADMIT:
             await self._admit(row)
         elif action is Action.MARK_READY:
             assert row.handle is not None
             try:
-                await self._await_ready(row, row.handle)
+                await self.target.wait_ready(row.handle)
             except ProvisionError:
                 await self._reprovision(row)
+            else:
+                await self._promote(row, row.handle)
         elif action is Action.REPROVISION:
             await self._reprovision(row)
         elif action is Action.RESTART:
-            await self._restart(row, probe)
+            await self._restart(row)
         elif action is Action.RETIRE:
             await self._retire(row)
         elif action is Action.RELEASE:
-            assert row.handle is not None
-            await self.target.stop(row.handle)
-            await self._update(row, lambda conn, r: store.set_handle(conn, r, None, r.retiring))
+            await self._release(row)
+
+    async def _probe(self, row: Deployment) -> Probe:
+        """In-flight revision while rolling out; the worst serving revision while serving;
+        for finished deployments, whether anything is left (`NONE`: nothing)."""
+        if row.desired == "running" and row.status in SERVING:
+            worst = Probe.READY
+            for handle in row.serving_handles:
+                found = await self.target.probe(handle)
+                if found is Probe.GONE:
+                    return Probe.GONE
+                if found is not Probe.READY:
+                    worst = Probe.NOT_READY
+            return worst if row.serving else Probe.GONE
+        if row.desired == "running" and row.status in (S.PENDING, S.PROVISIONING):
+            return Probe.NONE if row.handle is None else await self.target.probe(row.handle)
+        leftover = row.handle is not None or row.serving or row.endpoint is not None
+        return Probe.NOT_READY if leftover else Probe.NONE
 
     async def _update(
         self, row: Deployment, change: Callable[[Connection, Deployment], Any]
@@ -207,6 +246,16 @@ class Reconciler:
             left = [h for h in locked.retiring if h not in row.retiring]
             return await store.set_handle(conn, locked, locked.handle, left)
 
+    async def _orphan_handle(self, row: Deployment) -> Deployment:
+        assert row.handle is not None
+        await self.target.stop(row.handle)
+        async with self._pool().acquire() as conn, conn.transaction():
+            locked = await store.get(conn, row.deployment_id, lock=True)
+            assert locked is not None
+            if locked.handle != row.handle:
+                return locked
+            return await store.set_handle(conn, locked, None, locked.retiring)
+
     async def _admit(self, row: Deployment) -> None:
         async with self._pool().acquire() as conn, conn.transaction():
             locked = await store.get(conn, row.deployment_id, lock=True)
@@ -216,13 +265,16 @@ class Reconciler:
                 conn, locked, wait_limit_s=self.approval_wait_s, frameworks=self.target.frameworks
             )
             if isinstance(verdict, Refuse):
-                retiring = [*locked.retiring, locked.handle] if locked.handle else locked.retiring
-                await self.writer.transition(
-                    conn, locked, S.FAILED, reason=verdict.reason, handle=None, retiring=retiring
-                )
+                await store.refuse_rollout(conn, locked, verdict.reason, self.writer)
                 return
             if not isinstance(verdict, Admit):
                 return
+            genai = await store.is_genai(conn, locked.model_name, locked.version)
+            await conn.execute(
+                "UPDATE deployments SET genai = $2 WHERE deployment_id = $1",
+                locked.deployment_id, genai,
+            )  # fmt: skip
+            locked = replace(locked, genai=genai)
             admitted = await self.writer.transition(conn, locked, S.PROVISIONING)
         await self._provision(admitted)
 
@@ -234,41 +286,8 @@ class Reconciler:
         if fresh is not None:
             await self._provision(fresh)
 
-    async def _restart(self, row: Deployment, probe: Probe) -> None:
-        """A ready deployment lost its server: new revision, provisioning again."""
-        old = row.handle
-        if old is not None:
-            await self.target.stop(old)
-        what = f"model server {_describe(old)}"
-        reason = f"{what} is gone" if probe is not Probe.NOT_READY else f"{what} stopped answering"
-
-        async def bump(conn: Connection, locked: Deployment) -> Deployment:
-            return await self.writer.transition(
-                conn,
-                locked,
-                S.PROVISIONING,
-                revision=locked.revision + 1,
-                reason=f"{reason}; restarting",
-                handle=None,
-            )
-
-        fresh = await self._update(row, bump)
-        self._unready.pop(row.deployment_id, None)
-        if fresh is not None:
-            await self._provision(fresh)
-
-    async def _retire(self, row: Deployment) -> None:
-        if row.handle is not None:
-            await self.target.stop(row.handle)
-        reason = row.stop_reason or "deployment stopped"
-
-        async def retire(conn: Connection, locked: Deployment) -> Deployment:
-            return await self.writer.transition(conn, locked, S.RETIRED, reason=reason, handle=None)
-
-        await self._update(row, retire)
-
     async def _provision(self, row: Deployment) -> None:
-        """Start a server for `row` (status provisioning), record it, wait for ready."""
+        """Start the revision of `row` (status provisioning), record it, wait, promote it."""
         handle: Handle | None = None
         recorded = False
         try:
@@ -276,61 +295,245 @@ class Reconciler:
             handle = await self.target.start(request)
 
             async def record(conn: Connection, locked: Deployment) -> Deployment:
-                # A server of an earlier revision keeps serving until this one is ready.
-                previous = [locked.handle] if locked.handle else []
-                return await store.set_handle(conn, locked, handle, [*locked.retiring, *previous])
+                return await store.set_handle(conn, locked, handle, locked.retiring)
 
             current = await self._update(row, record)
             if current is None:
                 await self.target.stop(handle)
                 return
             recorded = True
-            await self._await_ready(current, handle)
+            await self.target.wait_ready(handle)
+            await self._promote(current, handle)
         except ProvisionError as exc:
             if handle is not None:
                 await self.target.stop(handle)
             reason = str(exc)
-            await self._update(
-                row,
-                lambda conn, r: self.writer.transition(
-                    conn, r, S.FAILED, reason=reason, handle=None
-                ),
-            )
+
+            async def refuse(conn: Connection, locked: Deployment) -> Deployment:
+                locked = replace(locked, handle=None)
+                return await store.refuse_rollout(conn, locked, reason, self.writer)
+
+            await self._update(row, refuse)
         except asyncio.CancelledError:
             if handle is not None and not recorded:
                 await asyncio.shield(self.target.stop(handle))
             raise
 
-    async def _await_ready(self, row: Deployment, handle: Handle) -> None:
-        url = await self.target.wait_ready(handle)
+    async def _promote(self, row: Deployment, handle: Handle) -> None:
+        """The revision of `row` is ready: put it in service with its canary weight."""
+        spec = DeploymentSpec.model_validate(row.spec)
+        shares = split(
+            [Share(e["revision"], e["weight"]) for e in row.serving], row.revision,
+            spec.canary_weight,
+        )  # fmt: skip
+        mine = {
+            "revision": row.revision, "weight": 0, "handle": handle,
+            "model_name": row.model_name, "version": row.version,
+            "artifact_digest": row.artifact_digest, "spec": row.spec,
+        }  # fmt: skip
+        by_revision = {e["revision"]: e for e in row.serving if e["revision"] != row.revision}
+        by_revision[row.revision] = mine
+        serving = [{**by_revision[s.revision], "weight": s.weight} for s in shares]
+        kept = {s.revision for s in shares}
+        dropped = [
+            e["handle"] for e in row.serving if e["revision"] not in kept or e["handle"] != (
+                by_revision[e["revision"]]["handle"])
+        ]  # fmt: skip
+        endpoint = await self.target.route(
+            row.deployment_id,
+            model_name=row.model_name,
+            genai=row.genai,
+            backends=_backends(serving),
+            endpoint=row.endpoint,
+        )
+        if row.genai and self.gateway is not None:
+            await self.gateway.add(row.deployment_id, row.model_name, endpoint.url)
+        split_text = ", ".join(f"revision {s.revision}: {s.weight}%" for s in shares)
 
         async def ready(conn: Connection, locked: Deployment) -> Deployment:
-            return await self.writer.transition(conn, locked, S.READY, endpoint_url=url)
+            return await self.writer.transition(
+                conn,
+                locked,
+                S.READY,
+                endpoint_url=endpoint.url,
+                reason=f"serving {split_text}" if len(shares) > 1 else None,
+                handle=None,
+                serving=serving,
+                endpoint=endpoint.handle,
+                retiring=[*locked.retiring, *dropped],
+            )
 
-        await self._update(row, ready)
+        if await self._update(row, ready) is None:
+            self._routed.pop(row.deployment_id, None)
+        else:
+            self._routed[row.deployment_id] = _fingerprint(serving)
 
-    async def _request(self, row: Deployment) -> ProvisionRequest:
+    async def _keep_serving(self, row: Deployment, *, first_look: bool) -> None:
+        """Make sure the endpoint exists and routes exactly to the serving revisions."""
+        fingerprint = _fingerprint(row.serving)
+        alive = row.endpoint is not None and await self.target.endpoint_alive(row.endpoint)
+        if alive and self._routed.get(row.deployment_id) == fingerprint and not first_look:
+            return
+        try:
+            endpoint = await self.target.route(
+                row.deployment_id,
+                model_name=row.model_name,
+                genai=row.genai,
+                backends=_backends(row.serving),
+                endpoint=row.endpoint,
+            )
+        except ProvisionError as exc:
+            log.warning("cannot route %s: %s", row.deployment_id, exc)
+            return
+        if row.genai and self.gateway is not None:
+            await self.gateway.add(row.deployment_id, row.model_name, endpoint.url)
+        if endpoint.handle != row.endpoint:
+            changed = await self._update(
+                row, lambda conn, r: store.set_serving(conn, r, r.serving, endpoint=endpoint.handle)
+            )
+            if changed is None:
+                return
+        self._routed[row.deployment_id] = fingerprint
+
+    async def _restart(self, row: Deployment) -> None:
+        """Replace every serving revision that lost a replica or stopped answering.
+
+        New servers start first and take over before the old ones stop, so surviving
+        replicas keep answering meanwhile; no status changes (the deployment keeps its
+        revision and spec), unless a replacement cannot start: then the deployment fails.
+        """
+        current: Deployment | None = row
+        for entry in row.serving:
+            if current is None:
+                return
+            if await self.target.probe(entry["handle"]) is not Probe.READY:
+                current = await self._replace(current, entry)
+        if current is not None:
+            self._routed.pop(current.deployment_id, None)
+            await self._keep_serving(current, first_look=False)
+
+    async def _replace(self, row: Deployment, entry: dict[str, Any]) -> Deployment | None:
+        what = f"revision {entry['revision']} of {row.deployment_id}"
+        log.warning("%s lost a replica or stopped answering; replacing its servers", what)
+        handle: Handle | None = None
+        try:
+            request = self._entry_request(row, entry, await self._facts(row, entry))
+            handle = await self.target.start(request)
+            new_handle = handle
+
+            async def record(conn: Connection, locked: Deployment) -> Deployment:
+                return await store.set_handle(conn, locked, new_handle, locked.retiring)
+
+            if await self._update(row, record) is None:
+                await self.target.stop(handle)
+                return None
+            await self.target.wait_ready(handle)
+        except ProvisionError as exc:
+            if handle is not None:
+                await self.target.stop(handle)
+            await self._fail_serving(row, f"{what} died and could not be restarted: {exc}")
+            return None
+
+        async def swap(conn: Connection, locked: Deployment) -> Deployment:
+            serving = [
+                {**e, "handle": new_handle} if e["revision"] == entry["revision"] else e
+                for e in locked.serving
+            ]
+            # A target that recreates the revision under the same names (Kubernetes) has
+            # nothing old left to stop.
+            old = [] if entry["handle"] == new_handle else [entry["handle"]]
+            locked = await store.set_handle(conn, locked, None, [*locked.retiring, *old])
+            return await store.set_serving(conn, locked, serving)
+
+        swapped = await self._update(row, swap)
+        if swapped is not None:
+            self.restarts += 1
+        return swapped
+
+    async def _fail_serving(self, row: Deployment, reason: str) -> None:
+        await self._take_down(row)
+
+        async def fail(conn: Connection, locked: Deployment) -> Deployment:
+            stopped = [*locked.retiring, *locked.serving_handles]
+            stopped += [locked.handle] if locked.handle else []
+            return await self.writer.transition(
+                conn, locked, S.FAILED, reason=reason, handle=None, serving=[], endpoint=None,
+                retiring=stopped,
+            )  # fmt: skip
+
+        await self._update(row, fail)
+
+    async def _take_down(self, row: Deployment) -> None:
+        """Remove the gateway route and the endpoint (servers stop via `retiring`)."""
+        if self.gateway is not None:
+            await self.gateway.remove(row.deployment_id)
+        if row.endpoint is not None:
+            await self.target.unroute(row.endpoint)
+        self._routed.pop(row.deployment_id, None)
+
+    async def _retire(self, row: Deployment) -> None:
+        await self._take_down(row)
+        for handle in [*row.serving_handles, *([row.handle] if row.handle else [])]:
+            await self.target.stop(handle)
+        reason = row.stop_reason or "deployment stopped"
+
+        async def retire(conn: Connection, locked: Deployment) -> Deployment:
+            return await self.writer.transition(
+                conn, locked, S.RETIRED, reason=reason, handle=None, serving=[], endpoint=None
+            )
+
+        await self._update(row, retire)
+
+    async def _release(self, row: Deployment) -> None:
+        await self._take_down(row)
+        for handle in [*row.serving_handles, *([row.handle] if row.handle else [])]:
+            await self.target.stop(handle)
+
+        async def clear(conn: Connection, locked: Deployment) -> Deployment:
+            locked = await store.set_handle(conn, locked, None, locked.retiring)
+            return await store.set_serving(conn, locked, [], endpoint=None)
+
+        await self._update(row, clear)
+
+    async def _facts(self, row: Deployment, entry: dict[str, Any]) -> tuple[Any, Any]:
         async with self._pool().acquire() as conn:
-            reg = await store.registration(conn, row.model_name, row.version)
-            sig = await store.signature(conn, row.model_name, row.version)
+            reg = await store.registration(conn, entry["model_name"], entry["version"])
+            sig = await store.signature(conn, entry["model_name"], entry["version"])
         if reg is None or sig is None:
             raise ProvisionError(
-                f"{row.model_name} version {row.version} ({row.artifact_digest}) is not registered"
+                f"{entry['model_name']} version {entry['version']} "
+                f"({entry['artifact_digest']}) is not registered"
             )
+        return reg, sig
+
+    def _entry_request(
+        self, row: Deployment, entry: dict[str, Any], facts: tuple[Any, Any]
+    ) -> ProvisionRequest:
+        reg, sig = facts
         return ProvisionRequest(
             deployment_id=row.deployment_id,
-            revision=row.revision,
-            model_name=row.model_name,
-            version=row.version,
+            revision=entry["revision"],
+            model_name=entry["model_name"],
+            version=entry["version"],
             artifact_uri=reg.artifact_uri,
-            artifact_digest=row.artifact_digest,
+            artifact_digest=entry["artifact_digest"],
             framework=reg.framework,
             signature=sig,
-            spec=DeploymentSpec.model_validate(row.spec),
+            spec=DeploymentSpec.model_validate(entry["spec"]),
+            genai=row.genai,
         )
 
+    async def _request(self, row: Deployment) -> ProvisionRequest:
+        entry = {
+            "revision": row.revision, "model_name": row.model_name, "version": row.version,
+            "artifact_digest": row.artifact_digest, "spec": row.spec,
+        }  # fmt: skip
+        return self._entry_request(row, entry, await self._facts(row, entry))
 
-def _describe(handle: Handle | None) -> str:
-    if handle is None:
-        return "(none recorded)"
-    return f"pid {handle.get('pid')} port {handle.get('port')}"
+
+def _backends(serving: list[dict[str, Any]]) -> list[Backend]:
+    return [Backend(e["revision"], e["weight"], e["handle"]) for e in serving]
+
+
+def _fingerprint(serving: list[dict[str, Any]]) -> str:
+    return json.dumps([[e["revision"], e["weight"], e["handle"]] for e in serving], sort_keys=True)

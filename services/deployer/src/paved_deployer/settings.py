@@ -6,13 +6,18 @@ from pathlib import Path
 from typing import Literal
 
 from paved_schemas import topics
+from paved_shared.artifacts import ArtifactStoreSettings
 from paved_shared.db import check_identifier
 from paved_shared.settings import PavedSettings
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 
-class DeployerSettings(PavedSettings):
-    """One deployer process serves one target (`PAVED_DEPLOYER_TARGET`)."""
+class DeployerSettings(PavedSettings, ArtifactStoreSettings):
+    """One deployer process serves one target (`PAVED_DEPLOYER_TARGET`).
+
+    `aws` and `gcp` also read the artifact-store settings (`PAVED_ARTIFACT_S3_*`,
+    `PAVED_ARTIFACT_GCS_*`) and the Kubernetes ones (`PAVED_DEPLOYER_KUBE_*`).
+    """
 
     service_name: str = Field(default="deployer", description="Name used in logs and traces.")
     deployer_target: Literal["local", "aws", "gcp"] = Field(
@@ -59,6 +64,42 @@ class DeployerSettings(PavedSettings):
         default=5,
         ge=1,
         description="Consecutive failed readiness probes of a live server before it is restarted.",
+    )
+
+    deployer_gateway_dir: Path | None = Field(
+        default=None,
+        description="Folder of the shared GenAI gateway's routes (`python -m "
+        "paved_deployer.gateway --dir`); unset: GenAI versions get no gateway route.",
+    )
+
+    deployer_kube_url: str | None = Field(
+        default=None,
+        description="Kubernetes API server URL (aws/gcp); unset: kubeconfig, then in-cluster.",
+    )
+    deployer_kube_token: SecretStr | None = Field(
+        default=None, description="Bearer token for deployer_kube_url."
+    )
+    deployer_kube_ca_file: Path | None = Field(
+        default=None, description="CA bundle that signs the API server's certificate."
+    )
+    deployer_kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig file (EKS: `aws eks update-kubeconfig`; GKE: "
+        "`gcloud container clusters get-credentials`).",
+    )
+    deployer_kube_namespace: str = Field(
+        default="paved-serving",
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
+        description="Namespace the model servers run in.",
+    )
+    deployer_model_image: str = Field(
+        default="ghcr.io/paved-dev/paved-modelserver:0.1.0",
+        description="Container image with paved-deployer (the model server and the fetcher).",
+    )
+    deployer_artifact_bucket: str | None = Field(
+        default=None,
+        description="aws: S3 bucket, gcp: GCS bucket where artifacts registered elsewhere "
+        "(file://) are staged for the cluster; required for those.",
     )
 
     @field_validator("deployer_db_schema")

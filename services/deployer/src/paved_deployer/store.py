@@ -8,7 +8,7 @@ outbox — all on the caller's connection, inside the caller's transaction.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +59,22 @@ class Deployment:
     actor: str
     actorname: str
     waited_s: float
+    serving: list[dict[str, Any]] = field(default_factory=list)
+    """Serving revisions: {revision, weight, handle, model_name, version, artifact_digest, spec}."""
+    endpoint: Handle | None = None
+    genai: bool = False
+
+    @property
+    def serving_handles(self) -> list[Handle]:
+        """Handles of the serving revisions."""
+        return [entry["handle"] for entry in self.serving]
+
+    def describe_serving(self) -> str:
+        """`revision 2 (v1, 90%) and revision 3 (v2, 10%)`, for reasons."""
+        parts = [
+            f"revision {e['revision']} (v{e['version']}, {e['weight']}%)" for e in self.serving
+        ]
+        return " and ".join(parts) or "nothing"
 
     def same_generation(self, other: Deployment) -> bool:
         """True if nothing that decides the reconciler's action changed in between."""
@@ -72,7 +88,7 @@ class Deployment:
 _COLUMNS = (
     "deployment_id, target, model_name, version, artifact_digest, spec, requested_by, desired, "
     "status, revision, reason, stop_reason, endpoint_url, handle, retiring, correlation_id, "
-    "causation_id, actor, actorname, "
+    "causation_id, actor, actorname, serving, endpoint, genai, "
     "EXTRACT(EPOCH FROM now() - requested_at)::float8 AS waited_s"
 )
 
@@ -81,6 +97,7 @@ def _row(record: Any) -> Deployment:
     values = dict(record.items())
     values["status"] = DeploymentStatus(values["status"])
     values["retiring"] = list(values["retiring"] or [])
+    values["serving"] = list(values["serving"] or [])
     return Deployment(**values)
 
 
@@ -95,8 +112,9 @@ async def needing_attention(conn: Connection, target: str) -> list[Deployment]:
     """Deployments the reconciler must look at: active ones, or any with a server left."""
     sql = (
         f"SELECT {_COLUMNS} FROM deployments WHERE target = $1 AND "  # noqa: S608
-        "(status IN ('pending', 'provisioning', 'ready') OR handle IS NOT NULL "
-        "OR retiring <> '[]'::jsonb) ORDER BY requested_at"
+        "(status IN ('pending', 'provisioning', 'ready', 'rolled_back') OR handle IS NOT NULL "
+        "OR retiring <> '[]'::jsonb OR serving <> '[]'::jsonb OR endpoint IS NOT NULL) "
+        "ORDER BY requested_at"
     )
     return [_row(r) for r in await conn.fetch(sql, target)]
 
@@ -105,7 +123,8 @@ async def with_servers(conn: Connection) -> list[Deployment]:
     """Every deployment that records a server (current or being replaced)."""
     sql = (
         f"SELECT {_COLUMNS} FROM deployments "  # noqa: S608
-        "WHERE handle IS NOT NULL OR retiring <> '[]'::jsonb"
+        "WHERE handle IS NOT NULL OR retiring <> '[]'::jsonb OR serving <> '[]'::jsonb "
+        "OR endpoint IS NOT NULL"
     )
     return [_row(r) for r in await conn.fetch(sql)]
 
@@ -148,6 +167,29 @@ async def set_handle(
     return replace(row, handle=handle, retiring=retiring)
 
 
+async def set_serving(
+    conn: Connection,
+    row: Deployment,
+    serving: list[dict[str, Any]],
+    *,
+    endpoint: Handle | Any | None = _KEEP,
+    retiring: list[Handle] | None = None,
+) -> Deployment:
+    """Record the serving revisions (and the endpoint, and servers still to stop)."""
+    new = replace(
+        row,
+        serving=serving,
+        endpoint=row.endpoint if endpoint is _KEEP else endpoint,
+        retiring=row.retiring if retiring is None else retiring,
+    )
+    await conn.execute(
+        "UPDATE deployments SET serving = $2, endpoint = $3, retiring = $4, updated_at = now() "
+        "WHERE deployment_id = $1",
+        row.deployment_id, new.serving, new.endpoint, new.retiring,
+    )  # fmt: skip
+    return new
+
+
 async def notify(conn: Connection, deployment_id: str) -> None:
     """Wake the reconciler when the current transaction commits."""
     await conn.execute("SELECT pg_notify('paved_deployer_' || current_schema(), $1)", deployment_id)
@@ -159,6 +201,15 @@ def channel(schema: str) -> str:
 
 
 # --------------------------------------------------------------------------- facts
+
+
+async def is_genai(conn: Connection, model_name: str, version: int) -> bool:
+    """Whether the registered version is a GenAI model (gets a gateway route)."""
+    value = await conn.fetchval(
+        "SELECT genai FROM model_versions WHERE model_name = $1 AND version = $2",
+        model_name, version,
+    )  # fmt: skip
+    return bool(value)
 
 
 async def registration(conn: Connection, model_name: str, version: int) -> Registration | None:
@@ -225,6 +276,27 @@ async def admission_of(
 # --------------------------------------------------------------------------- transitions
 
 
+async def refuse_rollout(
+    conn: Connection, row: Deployment, reason: str, writer: StatusWriter
+) -> Deployment:
+    """The rollout of `row.revision` failed: `rolled_back` while earlier revisions keep
+    serving (the in-flight servers stop), else `failed`."""
+    retiring = [*row.retiring, row.handle] if row.handle else row.retiring
+    if row.serving:
+        return await writer.transition(
+            conn,
+            row,
+            DeploymentStatus.ROLLED_BACK,
+            reason=f"revision {row.revision} failed: {reason}; rolled back to "
+            f"{row.describe_serving()}, which keeps serving",
+            handle=None,
+            retiring=retiring,
+        )
+    return await writer.transition(
+        conn, row, DeploymentStatus.FAILED, reason=reason, handle=None, retiring=retiring
+    )
+
+
 class StatusWriter:
     """Applies status transitions and publishes each through the outbox (same transaction)."""
 
@@ -274,23 +346,31 @@ class StatusWriter:
         revision: int | None = None,
         handle: Handle | None = _KEEP,
         retiring: list[Handle] | None = None,
+        serving: list[dict[str, Any]] | None = None,
+        endpoint: Handle | None = _KEEP,
     ) -> Deployment:
         """Move `row` to `to` (checked), write it, and publish the change."""
         check_transition(row.status, to)
+        serves = to in (DeploymentStatus.READY, DeploymentStatus.ROLLED_BACK)
+        new_endpoint = row.endpoint if endpoint is _KEEP else endpoint
+        url = endpoint_url or (new_endpoint or {}).get("url") or row.endpoint_url
         new = replace(
             row,
             status=to,
             reason=None if reason is None else reason[:4000],
-            endpoint_url=endpoint_url if to is DeploymentStatus.READY else None,
+            endpoint_url=url if serves else None,
             revision=revision if revision is not None else row.revision,
             handle=row.handle if handle is _KEEP else handle,
             retiring=row.retiring if retiring is None else retiring,
+            serving=row.serving if serving is None else serving,
+            endpoint=new_endpoint,
         )
         await conn.execute(
             "UPDATE deployments SET status = $2, reason = $3, endpoint_url = $4, revision = $5, "
-            "handle = $6, retiring = $7, updated_at = now() WHERE deployment_id = $1",
+            "handle = $6, retiring = $7, serving = $8, endpoint = $9, updated_at = now() "
+            "WHERE deployment_id = $1",
             new.deployment_id, new.status.value, new.reason, new.endpoint_url, new.revision,
-            new.handle, new.retiring,
+            new.handle, new.retiring, new.serving, new.endpoint,
         )  # fmt: skip
         await self.announce(conn, new, row.status)
         return new

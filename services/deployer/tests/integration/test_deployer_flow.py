@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from paved_deployer.adapters.local import is_server, stop_servers_under
 from paved_schemas.events import DeploymentStatus as S
@@ -37,19 +38,47 @@ async def infer(endpoint: str, trained: Any) -> list[int]:
     return label
 
 
+def triton_infer(endpoint: str, model: str, trained: Any) -> tuple[Any, Any]:
+    """`tritonclient.http` against a deployment's endpoint (Triton's binary extension)."""
+    import tritonclient.http as triton
+
+    url = endpoint.removeprefix("http://").split("/", 1)[0]
+    client = triton.InferenceServerClient(url=url)
+    try:
+        assert client.is_server_ready()
+        assert client.is_model_ready(model)
+        x = trained.sample
+        given = triton.InferInput("features", list(x.shape), "FP64")
+        given.set_data_from_numpy(x, binary_data=True)
+        wanted = [triton.InferRequestedOutput("label", binary_data=True),
+                  triton.InferRequestedOutput("probabilities", binary_data=True)]  # fmt: skip
+        result = client.infer(model, [given], outputs=wanted)
+        return result.as_numpy("label"), result.as_numpy("probabilities")
+    finally:
+        client.close()
+
+
 async def handle_of(deployer: Any, deployment_id: str) -> dict[str, Any]:
+    """The one replica of the one serving revision, as {pid, port, dir}."""
     async with deployer.runtime.pool.acquire() as conn:
-        handle: dict[str, Any] = await conn.fetchval(
-            "SELECT handle FROM deployments WHERE deployment_id = $1", deployment_id
+        serving: list[dict[str, Any]] = await conn.fetchval(
+            "SELECT serving FROM deployments WHERE deployment_id = $1", deployment_id
         )
-    return handle
+    assert len(serving) == 1, serving
+    handle = serving[0]["handle"]
+    assert len(handle["replicas"]) == 1, handle
+    return {**handle["replicas"][0], "dir": handle["dir"]}
 
 
 async def test_request_before_approval_deploys_serves_and_retires(
     stack: Any, kit: Any, trained: Any, run_dir: Path
 ) -> None:
     model, dep = unique("iris"), unique("dep")
-    deployer = kit.deployer(kit.settings(stack, run_dir))
+    config = kit.settings(stack, run_dir)
+
+    await kit.start_at_end(stack.bootstrap, config.consumer_group)
+
+    deployer = kit.deployer(config)
     await deployer.start()
     try:
         # The request arrives before anything is known about the version: it waits.
@@ -70,6 +99,10 @@ async def test_request_before_approval_deploys_serves_and_retires(
             await infer(ready.endpoint_url, trained)
             == trained.model.predict(trained.sample).tolist()
         )
+        # A KServe/Triton client, binary tensors both ways, through the endpoint.
+        labels, proba = await asyncio.to_thread(triton_infer, ready.endpoint_url, model, trained)
+        assert labels.tolist() == trained.model.predict(trained.sample).tolist()
+        np.testing.assert_allclose(proba, trained.model.predict_proba(trained.sample))
 
         handle = await handle_of(deployer, dep)
         assert is_server(handle["pid"], handle["dir"])
@@ -90,7 +123,11 @@ async def test_request_before_approval_deploys_serves_and_retires(
 async def test_unapproved_digests_fail_with_a_reason_naming_them(
     stack: Any, kit: Any, trained: Any, run_dir: Path
 ) -> None:
-    deployer = kit.deployer(kit.settings(stack, run_dir, deployer_approval_wait_s=2))
+    config = kit.settings(stack, run_dir, deployer_approval_wait_s=2)
+
+    await kit.start_at_end(stack.bootstrap, config.consumer_group)
+
+    deployer = kit.deployer(config)
     await deployer.start()
     try:
         # Never approved: fails once the wait is over.
@@ -136,73 +173,10 @@ async def test_unapproved_digests_fail_with_a_reason_naming_them(
             )
         assert consumed == 1
         assert rows == 0
-        started = await asyncio.to_thread(lambda: list(run_dir.glob("*/*/server.pid")))
+        started = await asyncio.to_thread(lambda: list(run_dir.glob("*/*/*.pid")))
         assert not started, "no server may start for these"
     finally:
         await deployer.stop_all()
-
-
-async def test_restarted_deployer_adopts_live_servers_and_restarts_dead_ones(
-    stack: Any, kit: Any, trained: Any, run_dir: Path
-) -> None:
-    model, dep = unique("iris"), unique("dep")
-    config = kit.settings(stack, run_dir, deployer_stop_servers_on_exit=False)
-    first = kit.deployer(config)
-    await first.start()
-    try:
-        await kit.publish(
-            stack.bootstrap,
-            kit.registered(trained, model),
-            kit.granted(model, trained.digest),
-            kit.request(dep, model, trained.digest),
-        )
-        seen = await kit.statuses(stack.bootstrap, dep, settled)
-        assert statuses_of(seen) == [("pending", 1), ("provisioning", 1), ("ready", 1)], seen
-        handle = await handle_of(first, dep)
-    finally:
-        await first.stop()  # the deployer goes away; its model server keeps serving
-    second = kit.deployer(config)
-    try:
-        assert is_server(handle["pid"], handle["dir"])
-        await second.start()
-        await wait_for(
-            lambda: _true(dep in second.reconciler.adopted), what="the live server to be adopted"
-        )
-        async with second.runtime.pool.acquire() as conn:
-            transitions = await conn.fetchval(
-                "SELECT count(*) FROM deployment_transitions WHERE deployment_id = $1", dep
-            )
-        assert transitions == 3, "adoption must not publish anything"
-        assert await handle_of(second, dep) == handle
-        assert (
-            await infer(seen[-1].endpoint_url, trained)
-            == trained.model.predict(trained.sample).tolist()
-        )
-
-        # The server dies: the reconciler restarts it as a new revision.
-        os.killpg(handle["pid"], signal.SIGKILL)
-        seen = await kit.statuses(
-            stack.bootstrap, dep, lambda s: statuses_of(s)[-1:] == [("ready", 2)]
-        )
-        assert statuses_of(seen) == [
-            ("pending", 1), ("provisioning", 1), ("ready", 1), ("provisioning", 2), ("ready", 2),
-        ]  # fmt: skip
-        assert "is gone" in (seen[3].reason or "")
-        restarted = await handle_of(second, dep)
-        assert restarted["pid"] != handle["pid"]
-        assert (
-            await infer(seen[-1].endpoint_url or "", trained)
-            == trained.model.predict(trained.sample).tolist()
-        )
-
-        # The approval lapses: the deployment is taken down and retired, with the reason.
-        await kit.publish(stack.bootstrap, kit.expired(model, trained.digest))
-        seen = await kit.statuses(stack.bootstrap, dep, lambda s: s[-1].status is S.RETIRED)
-        assert trained.digest in (seen[-1].reason or "")
-        assert "no longer approved" in (seen[-1].reason or "")
-        assert not is_server(restarted["pid"], restarted["dir"])
-    finally:
-        await second.stop_all()
 
 
 async def _true(value: bool) -> bool:
@@ -214,6 +188,7 @@ async def test_deployer_process_killed_with_sigkill_leaves_a_server_that_is_adop
 ) -> None:
     model, dep = unique("iris"), unique("dep")
     config = kit.settings(stack, run_dir)
+    await kit.start_at_end(stack.bootstrap, config.consumer_group)
     env = {
         **os.environ,
         "PAVED_ENVIRONMENT": "test",

@@ -13,11 +13,14 @@ from paved_deployer.domain.lifecycle import (
     Probe,
     Refuse,
     Registration,
+    Share,
     Wait,
     admission,
     check_transition,
     is_new_rollout,
     plan,
+    replicas_for,
+    split,
 )
 from paved_schemas.events import DeploymentStatus as S
 
@@ -36,8 +39,13 @@ NOW = datetime(2025, 3, 14, 9, 0, tzinfo=UTC)
         (S.PENDING, S.FAILED),
         (S.PROVISIONING, S.READY),
         (S.PROVISIONING, S.FAILED),
-        (S.READY, S.PROVISIONING),
+        (S.PROVISIONING, S.ROLLED_BACK),
+        (S.PENDING, S.ROLLED_BACK),
+        (S.READY, S.PENDING),
+        (S.READY, S.FAILED),
         (S.READY, S.RETIRED),
+        (S.ROLLED_BACK, S.PENDING),
+        (S.ROLLED_BACK, S.RETIRED),
         (S.PENDING, S.RETIRED),
         (S.FAILED, S.PENDING),
         (S.RETIRED, S.PENDING),
@@ -57,6 +65,10 @@ def test_allowed_transitions(current: S | None, new: S) -> None:
         (S.RETIRED, S.READY),
         (S.RETIRED, S.RETIRED),
         (S.READY, S.READY),
+        (S.READY, S.PROVISIONING),
+        (S.READY, S.ROLLED_BACK),
+        (S.FAILED, S.ROLLED_BACK),
+        (S.ROLLED_BACK, S.READY),
     ],
 )
 def test_forbidden_transitions_name_both_statuses(current: S | None, new: S) -> None:
@@ -70,6 +82,7 @@ def test_a_repeated_request_is_not_a_new_rollout() -> None:
     assert not is_new_rollout(same, same, S.READY, "running")
     assert is_new_rollout(same, ("m", 4, OTHER, spec), S.READY, "running")
     assert is_new_rollout(same, same, S.FAILED, "running")
+    assert is_new_rollout(same, same, S.ROLLED_BACK, "running"), "a retry after a rollback"
     assert is_new_rollout(same, same, S.READY, "stopped")
     assert is_new_rollout(None, same, None, None)
 
@@ -128,6 +141,9 @@ def test_admission_refusals_name_the_digest() -> None:
         ("running", S.READY, Probe.NONE, 0, Action.RESTART),
         ("running", S.READY, Probe.NOT_READY, 1, Action.KEEP),
         ("running", S.READY, Probe.NOT_READY, 5, Action.RESTART),
+        ("running", S.ROLLED_BACK, Probe.READY, 0, Action.KEEP),
+        ("running", S.ROLLED_BACK, Probe.GONE, 0, Action.RESTART),
+        ("stopped", S.ROLLED_BACK, Probe.READY, 0, Action.RETIRE),
         ("running", S.FAILED, Probe.NONE, 0, Action.KEEP),
         ("running", S.FAILED, Probe.READY, 0, Action.RELEASE),
         ("stopped", S.READY, Probe.READY, 0, Action.RETIRE),
@@ -138,3 +154,34 @@ def test_admission_refusals_name_the_digest() -> None:
 )
 def test_plan(desired: str, status: S, probe: Probe, streak: int, action: Action) -> None:
     assert plan(desired=desired, status=status, probe=probe, unready_streak=streak) is action
+
+
+@pytest.mark.parametrize(
+    ("current", "revision", "weight", "expected"),
+    [
+        ([], 1, 100, [(1, 100)]),
+        ([], 1, 10, [(1, 100)]),  # a first rollout has nothing to share traffic with
+        ([(1, 100)], 2, 100, [(2, 100)]),
+        ([(1, 100)], 2, 10, [(1, 90), (2, 10)]),
+        ([(1, 100)], 2, 0, [(1, 100), (2, 0)]),
+        # a new canary replaces the previous canary, not the stable revision
+        ([(1, 90), (2, 10)], 3, 25, [(1, 75), (3, 25)]),
+        # promoting the canary (a new revision at 100) drops everything else
+        ([(1, 90), (2, 10)], 3, 100, [(3, 100)]),
+        # a restarted revision keeps its place
+        ([(1, 80), (2, 20)], 2, 20, [(1, 80), (2, 20)]),
+    ],
+)
+def test_traffic_split(
+    current: list[tuple[int, int]], revision: int, weight: int, expected: list[tuple[int, int]]
+) -> None:
+    shares = split([Share(r, w) for r, w in current], revision, weight)
+    assert [(s.revision, s.weight) for s in shares] == expected
+    assert sum(s.weight for s in shares) == 100
+
+
+def test_replicas_stay_within_the_autoscaling_bounds() -> None:
+    assert replicas_for(3, None, None) == 3
+    assert replicas_for(3, 1, 2) == 2
+    assert replicas_for(1, 2, 5) == 2
+    assert replicas_for(1, 0, None) == 1

@@ -14,6 +14,8 @@ from paved_schemas._types import (
     LongText,
     PositiveVersion,
     ShortText,
+    TagKey,
+    TagValue,
     Uri,
 )
 from paved_schemas.events import (
@@ -27,34 +29,50 @@ from paved_schemas.events import (
     ModelSignature,
     ModelState,
     RegisterModelVersion,
+    RiskTier,
     Tags,
 )
 from paved_shared.db import Connection
 from paved_shared.service import ServiceRuntime
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from paved_registry import catalog
+from paved_registry import catalog, curation, search
 from paved_registry.auth import current_actor
 from paved_registry.catalog import Actor
-from paved_registry.domain.errors import StateConflictError
+from paved_registry.domain.errors import BadQueryError, StateConflictError
 from paved_registry.problems import Problem
+from paved_registry.settings import RegistrySettings
 from paved_registry.views import (
+    AliasView,
+    ChangeView,
     DeploymentAccepted,
     DeploymentView,
     ModelView,
+    VersionPage,
     VersionSummary,
     VersionView,
 )
 
 PREFIX = "/api/v1"
+_VERSION_ORDER = search.Sort(("v.version",), ("int",), False)
 
 NamePath = Annotated[str, Path(pattern=SLUG_PATTERN, max_length=128, description="Model name.")]
 VersionPath = Annotated[int, Path(ge=1, description="Version number.")]
+AliasPath = Annotated[
+    str, Path(pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="Alias name, e.g. champion.")
+]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The ETag you read; the change is refused (412) if the record changed since.",
+    ),
+]
 CurrentActor = Annotated[Actor, Depends(current_actor)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 404, 409, 422)
+    for code in (400, 401, 404, 409, 412, 422, 428)
 }
 
 
@@ -90,6 +108,9 @@ class RegisterVersion(Body):
     model_card: ModelCard = Field(description="Model card shown to approvers.")
     lineage: Lineage | None = Field(default=None, description="Provenance, if known.")
     tags: Tags = Field(default_factory=dict)
+    description: Annotated[str, StringConstraints(max_length=10_000)] = Field(
+        default="", description="What this version changes (editable later)."
+    )
 
 
 class RequestDeploymentBody(Body):
@@ -114,6 +135,98 @@ class Retire(Body):
         return value.strip()
 
 
+class ReasonBody(Body):
+    """A change that needs a reason (21 CFR 11.10(e): the audit trail says why)."""
+
+    reason: LongText = Field(description="Why (required).")
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the reason must not be blank")
+        return value.strip()
+
+
+TagPatch = Annotated[
+    dict[TagKey, TagValue | None],
+    Field(
+        max_length=64,
+        description="Tags to set (a value) or remove (null); tags not named are kept.",
+        examples=[{"stage": "production", "obsolete": None}],
+    ),
+]
+OptionalReason = Annotated[
+    str | None,
+    Field(default=None, max_length=4000, description="Why (kept in the change history)."),
+]
+
+
+class UpdateModel(Body):
+    """Change a model's metadata (only the fields sent)."""
+
+    description: Annotated[str, StringConstraints(max_length=10_000)] | None = Field(
+        default=None, description="New description."
+    )
+    owner_team: ShortText | None = Field(default=None, description="New owner team.")
+    tags: TagPatch | None = None
+    reason: OptionalReason = None
+
+
+class UpdateVersion(Body):
+    """Change a version's annotations (its registered record never changes)."""
+
+    description: Annotated[str, StringConstraints(max_length=10_000)] | None = Field(
+        default=None, description="New description."
+    )
+    tags: TagPatch | None = None
+    reason: OptionalReason = None
+
+
+class Transition(ReasonBody):
+    """Move a version to a state a person may request: 'deprecated' or 'retired'."""
+
+    to_state: ModelState = Field(description="Target state.", examples=["deprecated"])
+
+
+class SetAlias(Body):
+    """Point an alias at a version."""
+
+    version: PositiveVersion = Field(description="Version the alias should point to.")
+    protected: bool = Field(
+        default=False,
+        description="Protect it: from now on it only points to approved or deployed versions. "
+        "Configured aliases (champion, production, prod) are always protected.",
+    )
+    reason: OptionalReason = None
+
+
+def _settings(request: Request) -> RegistrySettings:
+    settings: RegistrySettings = _runtime(request).settings  # type: ignore[assignment]
+    return settings
+
+
+def parse_tag_filters(values: list[str] | None, parameter: str = "tag") -> dict[str, str | None]:
+    """``key:value`` (tag equals) or ``key`` (tag present) filters."""
+    tags: dict[str, str | None] = {}
+    for value in values or []:
+        key, sep, tag_value = value.partition(":")
+        if not key:
+            raise BadQueryError(parameter, value, "expected 'key:value' or 'key'")
+        tags[key] = tag_value if sep else None
+    return tags
+
+
+def _next_link(request: Request, response: Response, cursor: str | None) -> None:
+    """RFC 8288 ``Link: <...>; rel="next"`` (and X-Next-Cursor) for list endpoints that
+    return a plain JSON array, so the array stays as it was."""
+    if cursor is None:
+        return
+    url = request.url.include_query_params(cursor=cursor).remove_query_params("offset")
+    response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+    response.headers["X-Next-Cursor"] = cursor
+
+
 def _runtime(request: Request) -> ServiceRuntime:
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
@@ -135,7 +248,7 @@ async def _read(request: Request) -> AsyncIterator[Connection]:
         yield conn
 
 
-def build_router() -> APIRouter:
+def build_router() -> APIRouter:  # noqa: PLR0915
     """The ``/api/v1`` routes."""
     router = APIRouter(prefix=PREFIX, responses=_ERRORS)
 
@@ -146,7 +259,7 @@ def build_router() -> APIRouter:
         """Create a model; 409 if the name is taken."""
         async with _write(request) as conn:
             await catalog.create_model(
-                conn, name=body.name, description=body.description,
+                conn, _runtime(request), name=body.name, description=body.description,
                 owner_team=body.owner_team, tags=body.tags, actor=actor,
             )  # fmt: skip
             model = await catalog.get_model(conn, body.name)
@@ -156,18 +269,162 @@ def build_router() -> APIRouter:
     @router.get("/models", tags=["models"])
     async def list_models(
         request: Request,
+        response: Response,
+        q: Annotated[str | None, Query(max_length=500, description="Full-text search.")] = None,
+        owner_team: Annotated[str | None, Query(description="Only this team's.")] = None,
+        name_prefix: Annotated[str | None, Query(description="Names starting so.")] = None,
+        tag: Annotated[
+            list[str] | None, Query(description="'key:value' (equals) or 'key' (has); repeatable.")
+        ] = None,
+        sort: Annotated[str, Query(description=", ".join(search.MODEL_SORTS))] = "name",
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        cursor: Annotated[str | None, Query(description="From the previous page.")] = None,
+        offset: Annotated[int, Query(ge=0, description="Deprecated: use cursor.")] = 0,
     ) -> list[ModelView]:
-        """Models by name."""
+        """Models (filtered, sorted); the next page's link is in the ``Link`` header."""
+        query = search.ModelQuery(
+            q=q, owner_team=owner_team, tags=parse_tag_filters(tag), sort=sort, limit=limit,
+            cursor=cursor, offset=offset,
+            name_like=search.like_prefix(name_prefix) if name_prefix else None,
+        )  # fmt: skip
         async with _read(request) as conn:
-            return await catalog.list_models(conn, limit=limit, offset=offset)
+            models, next_cursor = await search.search_models(conn, query)
+        _next_link(request, response, next_cursor)
+        return models
 
     @router.get("/models/{name}", tags=["models"])
-    async def get_model(name: NamePath, request: Request) -> ModelView:
-        """One model."""
+    async def get_model(name: NamePath, request: Request, response: Response) -> ModelView:
+        """One model, with its aliases; the ``ETag`` is what a PATCH sends as If-Match."""
         async with _read(request) as conn:
-            return await catalog.get_model(conn, name)
+            model = await catalog.get_model(conn, name)
+        response.headers["ETag"] = curation.etag(model.revision)
+        return model
+
+    @router.patch("/models/{name}", tags=["models"])
+    async def update_model(
+        name: NamePath,
+        body: UpdateModel,
+        request: Request,
+        response: Response,
+        actor: CurrentActor,
+        if_match: IfMatch = None,
+    ) -> ModelView:
+        """Change description, owner team or tags; needs If-Match (428 without, 412 stale)."""
+        async with _write(request) as conn:
+            model = await curation.update_model(
+                conn, _runtime(request), name=name, actor=actor, description=body.description,
+                owner_team=body.owner_team, tags=body.tags, reason=body.reason,
+                if_match=if_match, require_match=_settings(request).registry_require_if_match,
+            )  # fmt: skip
+        response.headers["ETag"] = curation.etag(model.revision)
+        return model
+
+    @router.get("/models/{name}/changes", tags=["models"])
+    async def list_changes(
+        name: NamePath,
+        request: Request,
+        after: Annotated[int, Query(ge=0, description="Changes after this id.")] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[ChangeView]:
+        """Every metadata change of the model (and its versions and aliases), oldest first."""
+        async with _read(request) as conn:
+            return await curation.list_changes(conn, name, after=after, limit=limit)
+
+    @router.get("/models/{name}/aliases", tags=["aliases"])
+    async def list_aliases(name: NamePath, request: Request) -> list[AliasView]:
+        """The model's aliases and the versions they point to."""
+        async with _read(request) as conn:
+            return await curation.list_aliases(conn, name)
+
+    @router.get("/models/{name}/aliases/{alias}", tags=["aliases"])
+    async def get_alias(
+        name: NamePath, alias: AliasPath, request: Request, response: Response
+    ) -> AliasView:
+        """Where an alias points (404 if the model has no such alias)."""
+        async with _read(request) as conn:
+            view = await curation.get_alias(conn, name, alias)
+        response.headers["ETag"] = curation.etag(view.revision)
+        return view
+
+    @router.put("/models/{name}/aliases/{alias}", tags=["aliases"])
+    async def set_alias(
+        name: NamePath,
+        alias: AliasPath,
+        body: SetAlias,
+        request: Request,
+        response: Response,
+        actor: CurrentActor,
+        if_match: IfMatch = None,
+    ) -> AliasView:
+        """Point an alias at a version. A protected alias moves only to an approved or
+        deployed version (409) and only with a reason (422)."""
+        async with _write(request) as conn:
+            view = await curation.set_alias(
+                conn, _runtime(request), name=name, alias=alias, version=body.version,
+                actor=actor, protected_names=_settings(request).registry_protected_aliases,
+                protect=body.protected, reason=body.reason, if_match=if_match,
+            )  # fmt: skip
+        response.headers["ETag"] = curation.etag(view.revision)
+        return view
+
+    @router.delete("/models/{name}/aliases/{alias}", status_code=204, tags=["aliases"])
+    async def remove_alias(
+        name: NamePath,
+        alias: AliasPath,
+        request: Request,
+        actor: CurrentActor,
+        reason: Annotated[
+            str | None, Query(max_length=4000, description="Why (required if protected).")
+        ] = None,
+        if_match: IfMatch = None,
+    ) -> Response:
+        """Remove an alias (a protected one needs a reason)."""
+        async with _write(request) as conn:
+            await curation.remove_alias(
+                conn, _runtime(request), name=name, alias=alias, actor=actor, reason=reason,
+                if_match=if_match,
+            )  # fmt: skip
+        return Response(status_code=204)
+
+    @router.get("/versions", tags=["discovery"])
+    async def search_versions(
+        request: Request,
+        q: Annotated[
+            str | None,
+            Query(
+                max_length=500,
+                description="Full-text search over names, descriptions and model cards "
+                '(web search syntax: "quoted phrase", or, -exclude).',
+            ),
+        ] = None,
+        name: Annotated[str | None, Query(description="Only this model's versions.")] = None,
+        name_prefix: Annotated[
+            str | None, Query(description="Models whose name starts so.")
+        ] = None,
+        owner_team: Annotated[str | None, Query(description="Only this team's models.")] = None,
+        state: Annotated[list[ModelState] | None, Query(description="Any of these states.")] = None,
+        framework: Annotated[list[Framework] | None, Query(description="Any of these.")] = None,
+        risk_tier: Annotated[list[RiskTier] | None, Query(description="Any of these.")] = None,
+        tag: Annotated[
+            list[str] | None, Query(description="'key:value' (equals) or 'key' (has); repeatable.")
+        ] = None,
+        sort: Annotated[str, Query(description=", ".join(search.VERSION_SORTS))] = "-registered_at",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        cursor: Annotated[
+            str | None, Query(description="next_cursor of the previous page.")
+        ] = None,
+    ) -> VersionPage:
+        """Discover versions across models: filters, full-text search, sorting, cursor pages."""
+        query = search.VersionQuery(
+            q=q, name=name, owner_team=owner_team, states=tuple(state or ()),
+            frameworks=tuple(f.value for f in framework or ()),
+            risk_tiers=tuple(r.value for r in risk_tier or ()), tags=parse_tag_filters(tag),
+            sort=sort, limit=limit, cursor=cursor,
+            name_like=search.like_prefix(name_prefix) if name_prefix else None,
+        )  # fmt: skip
+        async with _read(request) as conn:
+            items, next_cursor = await search.search_versions(conn, query)
+        return VersionPage(items=items, next_cursor=next_cursor)
 
     @router.post("/models/{name}/versions", status_code=201, tags=["versions"])
     async def register_version(
@@ -205,23 +462,98 @@ def build_router() -> APIRouter:
             registered_by_name=actor.name,
         )
         async with _write(request) as conn:
-            result = await catalog.register_version(conn, _runtime(request), command, actor=actor)
+            result = await catalog.register_version(
+                conn, _runtime(request), command, actor=actor, description=body.description
+            )
             view = await catalog.get_version(conn, result.model_name, result.version)
         if not result.created:
             response.status_code = 200
         response.headers["Location"] = f"{PREFIX}/models/{name}/versions/{result.version}"
+        response.headers["ETag"] = curation.etag(view.revision)
         return view
 
     @router.get("/models/{name}/versions", tags=["versions"])
-    async def list_versions(name: NamePath, request: Request) -> list[VersionSummary]:
-        """The versions of a model, oldest first."""
+    async def list_versions(
+        name: NamePath,
+        request: Request,
+        response: Response,
+        state: Annotated[ModelState | None, Query(description="Only in this state.")] = None,
+        limit: Annotated[int | None, Query(ge=1, le=10_000, description="Page size.")] = None,
+        cursor: Annotated[str | None, Query(description="From the Link header.")] = None,
+    ) -> list[VersionSummary]:
+        """The versions of a model, oldest first (all of them unless ``limit``; the next
+        page's link is in the ``Link`` header)."""
+        after = search.decode_cursor(cursor, "version", _VERSION_ORDER)[0] if cursor else 0
         async with _read(request) as conn:
-            return await catalog.list_versions(conn, name)
+            rows = await catalog.list_versions(
+                conn, name, state=state, after=after, limit=None if limit is None else limit + 1
+            )
+        if limit is not None and len(rows) > limit:
+            rows = rows[:limit]
+            _next_link(request, response, search.encode_cursor("version", [rows[-1].version]))
+        return rows
 
     @router.get("/models/{name}/versions/{version}", tags=["versions"])
-    async def get_version(name: NamePath, version: VersionPath, request: Request) -> VersionView:
-        """A version with its state, transition history and deployments."""
+    async def get_version(
+        name: NamePath, version: VersionPath, request: Request, response: Response
+    ) -> VersionView:
+        """A version with its state, transition history, deployments and aliases."""
         async with _read(request) as conn:
+            view = await catalog.get_version(conn, name, version)
+        response.headers["ETag"] = curation.etag(view.revision)
+        return view
+
+    @router.patch("/models/{name}/versions/{version}", tags=["versions"])
+    async def update_version(
+        name: NamePath,
+        version: VersionPath,
+        body: UpdateVersion,
+        request: Request,
+        response: Response,
+        actor: CurrentActor,
+        if_match: IfMatch = None,
+    ) -> VersionView:
+        """Change a version's description or tags; needs If-Match (428 without, 412 stale)."""
+        async with _write(request) as conn:
+            view = await curation.update_version(
+                conn, _runtime(request), name=name, version=version, actor=actor,
+                description=body.description, tags=body.tags, reason=body.reason,
+                if_match=if_match, require_match=_settings(request).registry_require_if_match,
+            )  # fmt: skip
+        response.headers["ETag"] = curation.etag(view.revision)
+        return view
+
+    @router.post("/models/{name}/versions/{version}/transitions", tags=["versions"])
+    async def transition(
+        name: NamePath,
+        version: VersionPath,
+        body: Transition,
+        request: Request,
+        actor: CurrentActor,
+    ) -> VersionView:
+        """Request 'deprecated' or 'retired' (every other state follows from the platform's
+        events); 409 names the current state when the lifecycle does not allow it."""
+        async with _write(request) as conn:
+            await catalog.transition_version(
+                conn, _runtime(request), name=name, version=version, to_state=body.to_state,
+                reason=body.reason, actor=actor,
+            )  # fmt: skip
+            return await catalog.get_version(conn, name, version)
+
+    @router.post("/models/{name}/versions/{version}/deprecate", tags=["versions"])
+    async def deprecate(
+        name: NamePath,
+        version: VersionPath,
+        body: ReasonBody,
+        request: Request,
+        actor: CurrentActor,
+    ) -> VersionView:
+        """deployed -> deprecated, with a reason (409 from any other state)."""
+        async with _write(request) as conn:
+            await catalog.transition_version(
+                conn, _runtime(request), name=name, version=version,
+                to_state=ModelState.DEPRECATED, reason=body.reason, actor=actor,
+            )  # fmt: skip
             return await catalog.get_version(conn, name, version)
 
     @router.post(

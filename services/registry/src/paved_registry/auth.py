@@ -1,51 +1,61 @@
 """Who is calling: the one place the API learns its actor.
 
-Until SSO arrives (OIDC, a later issue) the caller names itself in two headers.
-Swap this dependency for a token-verifying one; nothing else needs to change.
+The shared ``paved_shared.auth`` decides: in ``oidc`` mode a bearer JWT verified
+against the issuer's JWKS; in ``dev-headers`` mode (dev/test only) the caller names
+itself in ``X-Paved-User`` / ``X-Paved-User-Name``. The mode and the issuer come from
+the registry's settings (``PAVED_AUTH_MODE``, ``PAVED_OIDC_*``).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
-from fastapi import Header
+from fastapi import Depends, Request
+from paved_shared.auth import (
+    NAME_HEADER,
+    USER_HEADER,
+    AuthError,
+    AuthSettings,
+    Principal,
+    principal_dependency,
+)
 
 from paved_registry.catalog import Actor
 from paved_registry.problems import ProblemError
 
-USER_HEADER = "X-Paved-User"
-NAME_HEADER = "X-Paved-User-Name"
-_USER_ID = re.compile(r"^\S{1,250}$")
+__all__ = ["NAME_HEADER", "USER_HEADER", "current_actor", "current_principal"]
 
 
-def _unauthenticated(detail: str) -> ProblemError:
-    return ProblemError(
-        401,
-        "unauthenticated",
-        "Unauthenticated",
-        detail,
-        headers={"WWW-Authenticate": f'PavedUser header="{USER_HEADER}"'},
-    )
+def _settings_of(request: Request) -> AuthSettings:
+    settings = request.app.state.runtime.settings
+    if isinstance(settings, AuthSettings):
+        return settings
+    # Settings without the auth fields: read them from the environment once per app.
+    cached = getattr(request.app.state, "paved_auth_settings", None)
+    if not isinstance(cached, AuthSettings):
+        cached = AuthSettings(environment=settings.environment)
+        request.app.state.paved_auth_settings = cached
+    return cached
+
+
+_principal = principal_dependency(_settings_of)
+
+
+async def current_principal(request: Request) -> Principal:
+    """The verified caller with roles and teams; 401/403 problem+json when refused."""
+    try:
+        return await _principal(request)
+    except AuthError as exc:
+        raise ProblemError(
+            exc.status, exc.code, "Unauthenticated" if exc.status == 401 else "Forbidden",
+            exc.detail, headers=exc.headers,
+        ) from exc  # fmt: skip
 
 
 async def current_actor(
-    user_id: Annotated[
-        str | None, Header(alias=USER_HEADER, description="User id of the caller.")
-    ] = None,
-    printed_name: Annotated[
-        str | None, Header(alias=NAME_HEADER, description="Printed name of the caller.")
-    ] = None,
+    principal: Annotated[Principal, Depends(current_principal)],
 ) -> Actor:
-    """The caller of a mutating request; 401 problem+json when it cannot be told."""
-    if user_id is None or not user_id.strip():
-        raise _unauthenticated(f"header {USER_HEADER} (your user id) is missing or empty")
-    if not _USER_ID.match(user_id):
-        raise _unauthenticated(
-            f"header {USER_HEADER} must be one word of 1 to 250 characters, got {user_id!r}"
-        )
-    if printed_name is None or not printed_name.strip():
-        raise _unauthenticated(f"header {NAME_HEADER} (your printed name) is missing or empty")
-    if len(printed_name.strip()) > 256:
-        raise _unauthenticated(f"header {NAME_HEADER} is longer than 256 characters")
-    return Actor(id=user_id, name=printed_name.strip())
+    """The caller of a mutating request, as the catalog records it."""
+    if (principal.username or "").startswith("service-account-"):
+        return Actor(id=principal.user_id, name=principal.printed_name, kind="service")
+    return Actor(id=principal.user_id, name=principal.printed_name)

@@ -21,10 +21,14 @@ from paved_schemas.events import (
     ApprovalRejected,
     ApprovalRequested,
     DeploymentStatusChanged,
+    ModelAliasChanged,
     ModelVersionRegistered,
     ModelVersionRetired,
     ModelVersionStateChanged,
+    ModelVersionUpdated,
     ModelVersionValidated,
+    RegisteredModelCreated,
+    RegisteredModelUpdated,
     RegisterModelVersion,
     RequestDeployment,
     RetireModelVersion,
@@ -34,8 +38,9 @@ from paved_shared.outbox import pending_count
 from paved_shared.service import ServiceRuntime
 from prometheus_client import CollectorRegistry
 
-from paved_registry import handlers
+from paved_registry import deployment_events, handlers
 from paved_registry.api import build_router
+from paved_registry.mlflow_api import build_mlflow_router
 from paved_registry.problems import install_problem_handlers, problem_response
 from paved_registry.settings import RegistrySettings
 
@@ -98,7 +103,14 @@ def create_runtime(
         topics.DEPLOYMENT_STATUS, deployment_status, event_types={DeploymentStatusChanged.TYPE}
     )
     runtime.declare_emits(
-        ModelVersionRegistered, ModelVersionStateChanged, ModelVersionRetired, RequestDeployment
+        ModelVersionRegistered,
+        ModelVersionStateChanged,
+        ModelVersionRetired,
+        RequestDeployment,
+        RegisteredModelCreated,
+        RegisteredModelUpdated,
+        ModelVersionUpdated,
+        ModelAliasChanged,
     )
     return runtime
 
@@ -130,7 +142,9 @@ def create_app(
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
+    app.include_router(deployment_events.build_router())  # before /deployments/{id}
     app.include_router(build_router())
+    app.include_router(build_mlflow_router())
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

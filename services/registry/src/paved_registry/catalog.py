@@ -21,10 +21,13 @@ from paved_schemas.events import (
     DeploymentSpec,
     DeploymentStatusChanged,
     DeploymentTarget,
+    FieldChange,
+    ModelAliasChanged,
     ModelState,
     ModelVersionRegistered,
     ModelVersionRetired,
     ModelVersionStateChanged,
+    RegisteredModelCreated,
     RegisterModelVersion,
     RequestDeployment,
 )
@@ -34,6 +37,7 @@ from paved_registry.domain import lifecycle
 from paved_registry.domain.errors import (
     DigestMismatchError,
     IdempotencyConflictError,
+    ManualTransitionError,
     ModelExistsError,
     StateConflictError,
     UnknownDeploymentError,
@@ -83,6 +87,9 @@ class Actor:
         return f"{self.kind}:{self.id}"
 
 
+CreatedVia = Literal["api", "registration", "mlflow"]
+
+
 @dataclass(frozen=True)
 class Registration:
     """Outcome of a registration: the version, and whether this call created it."""
@@ -101,22 +108,76 @@ def _now() -> datetime:
 
 async def create_model(
     conn: Connection,
+    sink: EventSink,
     *,
     name: str,
     description: str,
     owner_team: str,
     tags: dict[str, str],
     actor: Actor,
-) -> None:
-    """Create a model; ``ModelExistsError`` if the name is taken."""
+    via: CreatedVia = "api",
+    cause: Envelope[Any] | None = None,
+    exists_ok: bool = False,
+) -> bool:
+    """Create a model, announce it (``RegisteredModelCreated``) and log the change.
+
+    Returns False when the name is taken and ``exists_ok``; otherwise a taken name
+    raises ``ModelExistsError``.
+    """
+    event = sink.new_event(
+        RegisteredModelCreated(
+            model_name=name,
+            description=description,
+            owner_team=owner_team,
+            tags=tags,
+            created_via=via,
+            created_by=actor.id,
+            created_by_name=actor.name,
+        ),
+        cause=cause,
+        actor=actor.principal,
+        actorname=actor.name,
+    )
     created = await conn.fetchval(
         "INSERT INTO models (name, description, owner_team, tags, created_via, created_by, "
-        "created_by_name) VALUES ($1, $2, $3, $4, 'api', $5, $6) "
+        "created_by_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) "
         "ON CONFLICT (name) DO NOTHING RETURNING true",
-        name, description, owner_team, tags, actor.id, actor.name,
+        name, description, owner_team, tags, via, actor.id, actor.name, event.time,
     )  # fmt: skip
     if not created:
+        if exists_ok:
+            return False
         raise ModelExistsError(name)
+    changes = [FieldChange(field="description", new=description)] if description else []
+    changes.append(FieldChange(field="owner_team", new=owner_team))
+    changes += [FieldChange(field=f"tags.{k}", new=v) for k, v in sorted(tags.items())]
+    await log_change(
+        conn, event, action="model_created", model_name=name, changes=changes,
+        reason=f"created via {via}",
+    )  # fmt: skip
+    await sink.emit(conn, event)
+    return True
+
+
+async def log_change(
+    conn: Connection,
+    event: Envelope[Any],
+    *,
+    action: str,
+    model_name: str,
+    changes: list[FieldChange],
+    reason: str | None,
+    version: int | None = None,
+    alias: str | None = None,
+) -> None:
+    """Append one metadata change (old and new values) to ``catalog_changes``."""
+    await conn.execute(
+        "INSERT INTO catalog_changes (model_name, version, alias, action, changes, reason, "
+        "actor, actor_name, event_id, occurred_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        model_name, version, alias, action, [c.model_dump(mode="json") for c in changes],
+        reason, event.actor, event.actorname, event.id, event.time,
+    )  # fmt: skip
 
 
 async def _lock_model(conn: Connection, name: str) -> bool:
@@ -135,6 +196,7 @@ async def register_version(
     cause: Envelope[Any] | None = None,
     actor: Actor | None = None,
     create_missing_model: bool = False,
+    description: str = "",
 ) -> Registration:
     """Register a version (shared by the HTTP API and the ``RegisterModelVersion`` consumer).
 
@@ -148,12 +210,10 @@ async def register_version(
     if not await _lock_model(conn, name):
         if not create_missing_model:
             raise UnknownModelError(name)
-        await conn.execute(
-            "INSERT INTO models (name, description, owner_team, tags, created_via, created_by, "
-            "created_by_name) VALUES ($1, '', $2, '{}'::jsonb, 'registration', $3, $4) "
-            "ON CONFLICT (name) DO NOTHING",
-            name, implicit_owner_team(command), command.registered_by,
-            command.registered_by_name,
+        creator = actor or Actor(command.registered_by, command.registered_by_name)
+        await create_model(
+            conn, sink, name=name, description="", owner_team=implicit_owner_team(command),
+            tags={}, actor=creator, via="registration", cause=cause, exists_ok=True,
         )  # fmt: skip
         await _lock_model(conn, name)
 
@@ -211,15 +271,15 @@ async def register_version(
             "INSERT INTO model_versions (model_name, version, state, artifact_uri, "
             "artifact_digest, framework, signature, model_card, lineage, tags, request_id, "
             "request_hash, registered_by, registered_by_name, registered_event_id, "
-            "registered_at, updated_at) "
+            "registered_at, updated_at, description) "
             "VALUES ($1, $2, 'registered', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, "
-            "$14, $15, $15)",
+            "$14, $15, $15, $16)",
             name, version, command.artifact_uri, command.artifact_digest,
             command.framework.value, command.signature.model_dump(mode="json"),
             command.model_card.model_dump(mode="json"),
             command.lineage.model_dump(mode="json") if command.lineage else None,
             command.tags, command.request_id, fingerprint, command.registered_by,
-            command.registered_by_name, registered_env.id, registered_env.time,
+            command.registered_by_name, registered_env.id, registered_env.time, description,
         )  # fmt: skip
     except asyncpg.UniqueViolationError as exc:
         # Only a concurrent use of the same request id on another model can get here:
@@ -269,19 +329,58 @@ async def _enter(
         actor=actor.principal if actor else None,
         actorname=actor.name if actor else None,
     )
+    # One round trip for the history row and the state (registration runs two of these).
     await conn.execute(
-        "INSERT INTO state_transitions (model_name, version, from_state, to_state, reason, "
-        "actor, actor_name, event_id, cause_event_id, occurred_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        "WITH history AS (INSERT INTO state_transitions (model_name, version, from_state, "
+        "to_state, reason, actor, actor_name, event_id, cause_event_id, occurred_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)) "
+        "UPDATE model_versions SET state = $4, updated_at = $10 "
+        "WHERE model_name = $1 AND version = $2",
         name, version, from_state.value if from_state else None, to_state.value, reason,
         event.actor, event.actorname, event.id, cause.id if cause else None, event.time,
     )  # fmt: skip
-    await conn.execute(
-        "UPDATE model_versions SET state = $3, updated_at = $4 "
-        "WHERE model_name = $1 AND version = $2",
-        name, version, to_state.value, event.time,
-    )  # fmt: skip
     await sink.emit(conn, event)
+    # Only an approved or deployed version can hold a protected alias.
+    if from_state in lifecycle.ALIAS_PROTECTABLE and to_state not in lifecycle.ALIAS_PROTECTABLE:
+        await _release_protected_aliases(
+            conn, sink, name, version, to_state, cause=event, actor=actor
+        )
+
+
+async def _release_protected_aliases(
+    conn: Connection,
+    sink: EventSink,
+    name: str,
+    version: int,
+    state: ModelState,
+    *,
+    cause: Envelope[Any],
+    actor: Actor | None,
+) -> None:
+    """A protected alias never points to a version that is not approved (or deployed):
+    when its version leaves those states, the alias is removed, logged and announced."""
+    released = await conn.fetch(
+        "DELETE FROM aliases WHERE model_name = $1 AND version = $2 AND protected "
+        "RETURNING alias",
+        name, version,
+    )  # fmt: skip
+    for row in released:
+        reason = f"released: version {version} is now {state.value!r}, no longer approved"
+        event = sink.new_event(
+            ModelAliasChanged(
+                model_name=name, alias=row["alias"], from_version=version, to_version=None,
+                protected=True, reason=reason,
+                changed_by=actor.id if actor else cause.actor.split(":", 1)[-1],
+            ),
+            cause=cause,
+            actor=actor.principal if actor else None,
+            actorname=actor.name if actor else None,
+        )  # fmt: skip
+        await log_change(
+            conn, event, action="alias_removed", model_name=name, alias=row["alias"],
+            changes=[FieldChange(field="version", old=str(version), new=None)], reason=reason,
+        )  # fmt: skip
+        await sink.emit(conn, event)
 
 
 async def _lock_version(conn: Connection, name: str, version: int) -> asyncpg.Record:
@@ -372,6 +471,35 @@ async def retire_version(
         reason=reason, cause=cause if cause is not None else retired, actor=actor,
     )  # fmt: skip
     return True
+
+
+async def transition_version(
+    conn: Connection,
+    sink: EventSink,
+    *,
+    name: str,
+    version: int,
+    to_state: ModelState,
+    reason: str,
+    actor: Actor,
+) -> None:
+    """A state change a person asks for (deprecate or retire); ``IllegalTransitionError``
+    unless the lifecycle allows it from the current state, naming both states."""
+    if to_state not in lifecycle.MANUAL_TARGETS:
+        raise ManualTransitionError(to_state)
+    if to_state is ModelState.RETIRED:
+        if not await retire_version(
+            conn, sink, name=name, version=version, reason=reason, retired_by=actor.id,
+            actor=actor,
+        ):  # fmt: skip
+            raise lifecycle.IllegalTransitionError(ModelState.RETIRED, ModelState.RETIRED)
+        return
+    row = await _lock_version(conn, name, version)
+    current = ModelState(row["state"])
+    lifecycle.check_transition(current, to_state)
+    await _enter(
+        conn, sink, name, version, current, to_state, reason=reason, cause=None, actor=actor
+    )
 
 
 # --------------------------------------------------------------------------- deployments
@@ -470,18 +598,21 @@ async def record_deployment_status(
 
 # --------------------------------------------------------------------------- queries
 
-_MODEL_COLUMNS = (
+MODEL_COLUMNS = (
     "m.name, m.description, m.owner_team, m.tags, m.created_via, m.created_by, "
-    "m.created_by_name, m.created_at, "
-    "(SELECT max(version) FROM model_versions v WHERE v.model_name = m.name) AS latest_version"
+    "m.created_by_name, m.created_at, m.updated_at, m.revision, "
+    "(SELECT max(version) FROM model_versions v WHERE v.model_name = m.name) AS latest_version, "
+    "(SELECT coalesce(jsonb_object_agg(a.alias, a.version), '{}'::jsonb) FROM aliases a "
+    "WHERE a.model_name = m.name) AS aliases"
 )
 _SUMMARY_COLUMNS = (
-    "model_name, version, state, artifact_digest, framework, registered_by, registered_at"
+    "model_name, version, state, artifact_digest, framework, registered_by, registered_at, "
+    "description, risk_tier, tags"
 )
 
 
 async def get_model(conn: Connection, name: str) -> ModelView:
-    row = await conn.fetchrow(f"SELECT {_MODEL_COLUMNS} FROM models m WHERE m.name = $1", name)  # noqa: S608
+    row = await conn.fetchrow(f"SELECT {MODEL_COLUMNS} FROM models m WHERE m.name = $1", name)  # noqa: S608
     if row is None:
         raise UnknownModelError(name)
     return ModelView.model_validate(dict(row.items()))
@@ -489,18 +620,27 @@ async def get_model(conn: Connection, name: str) -> ModelView:
 
 async def list_models(conn: Connection, *, limit: int, offset: int) -> list[ModelView]:
     rows = await conn.fetch(
-        f"SELECT {_MODEL_COLUMNS} FROM models m ORDER BY m.name LIMIT $1 OFFSET $2",  # noqa: S608
+        f"SELECT {MODEL_COLUMNS} FROM models m ORDER BY m.name LIMIT $1 OFFSET $2",  # noqa: S608
         limit, offset,
     )  # fmt: skip
     return [ModelView.model_validate(dict(r.items())) for r in rows]
 
 
-async def list_versions(conn: Connection, name: str) -> list[VersionSummary]:
+async def list_versions(
+    conn: Connection,
+    name: str,
+    *,
+    state: ModelState | None = None,
+    after: int = 0,
+    limit: int | None = None,
+) -> list[VersionSummary]:
+    """A model's versions, oldest first (``after`` a version number, at most ``limit``)."""
     await get_model(conn, name)
     rows = await conn.fetch(
-        f"SELECT {_SUMMARY_COLUMNS} FROM model_versions WHERE model_name = $1 ORDER BY version",  # noqa: S608
-        name,
-    )
+        f"SELECT {_SUMMARY_COLUMNS} FROM model_versions WHERE model_name = $1 "  # noqa: S608
+        "AND version > $2 AND ($3::text IS NULL OR state = $3) ORDER BY version LIMIT $4",
+        name, after, state.value if state else None, limit,
+    )  # fmt: skip
     return [VersionSummary.model_validate(dict(r.items())) for r in rows]
 
 
@@ -511,6 +651,10 @@ async def get_version(conn: Connection, name: str, version: int) -> VersionView:
     if row is None:
         await get_model(conn, name)
         raise UnknownVersionError(name, version)
+    aliases = await conn.fetch(
+        "SELECT alias FROM aliases WHERE model_name = $1 AND version = $2 ORDER BY alias",
+        name, version,
+    )  # fmt: skip
     transitions = await conn.fetch(
         "SELECT from_state, to_state, reason, actor, actor_name, occurred_at, event_id, "
         "cause_event_id FROM state_transitions WHERE model_name = $1 AND version = $2 "
@@ -522,6 +666,7 @@ async def get_version(conn: Connection, name: str, version: int) -> VersionView:
             **dict(row.items()),
             "transitions": [TransitionView.model_validate(dict(t.items())) for t in transitions],
             "deployments": await list_deployments(conn, model=name, version=version),
+            "aliases": [r["alias"] for r in aliases],
         }
     )
 

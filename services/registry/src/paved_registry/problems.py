@@ -13,11 +13,21 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paved_registry.domain.errors import (
+    BadQueryError,
     DigestMismatchError,
     IdempotencyConflictError,
+    ImmutableRecordError,
+    InvalidChangeError,
+    InvalidParameterError,
+    ManualTransitionError,
     ModelExistsError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
+    ProtectedAliasError,
+    ReasonRequiredError,
     RegistryError,
     StateConflictError,
+    UnknownAliasError,
     UnknownDeploymentError,
     UnknownModelError,
     UnknownVersionError,
@@ -83,7 +93,41 @@ _DOMAIN_STATUS: dict[type[RegistryError], tuple[int, str]] = {
     IdempotencyConflictError: (409, "idempotency-conflict"),
     StateConflictError: (409, "state-conflict"),
     DigestMismatchError: (409, "digest-mismatch"),
+    UnknownAliasError: (404, "unknown-alias"),
+    PreconditionFailedError: (412, "precondition-failed"),
+    PreconditionRequiredError: (428, "precondition-required"),
+    ProtectedAliasError: (409, "protected-alias"),
+    ReasonRequiredError: (422, "reason-required"),
+    ImmutableRecordError: (409, "records-are-kept"),
+    ManualTransitionError: (409, "state-set-by-platform"),
+    InvalidChangeError: (422, "invalid-change"),
+    BadQueryError: (422, "invalid-query"),
+    InvalidParameterError: (422, "invalid-parameter"),
 }
+
+MLFLOW_PREFIXES = ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/")
+_MLFLOW_CODES: dict[int, str] = {
+    400: "INVALID_PARAMETER_VALUE",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "RESOURCE_DOES_NOT_EXIST",
+    405: "ENDPOINT_NOT_FOUND",
+    409: "INVALID_STATE",
+    412: "INVALID_STATE",
+    422: "INVALID_PARAMETER_VALUE",
+    428: "INVALID_STATE",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
+def mlflow_error_code(status: int, slug: str, path: str) -> str:
+    """The MLflow ``error_code`` of a problem, so an MLflow client raises the exception its
+    callers expect (``register_model`` relies on RESOURCE_ALREADY_EXISTS)."""
+    if slug == "model-exists":
+        return "RESOURCE_ALREADY_EXISTS"
+    if status == 404 and slug.startswith("http-"):
+        return "ENDPOINT_NOT_FOUND"
+    return _MLFLOW_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
 
 
 def problem_response(
@@ -104,8 +148,13 @@ def problem_response(
         instance=request.url.path,
         errors=errors,
     )
+    content = jsonable_encoder(body.model_dump(exclude_none=True))
+    if request.url.path.startswith(MLFLOW_PREFIXES):
+        # MLflow clients read error_code and message; the problem fields stay for everyone else.
+        content["error_code"] = mlflow_error_code(status, slug, request.url.path)
+        content["message"] = detail
     return JSONResponse(
-        jsonable_encoder(body.model_dump(exclude_none=True)),
+        content,
         status_code=status,
         media_type=PROBLEM_JSON,
         headers=headers,
@@ -144,7 +193,15 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_domain(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RegistryError)
         status, slug = _DOMAIN_STATUS.get(type(exc), (409, "conflict"))
-        return problem_response(request, status, slug, exc.title, str(exc))
+        errors = None
+        field = getattr(exc, "parameter", None) or getattr(exc, "field", None)
+        if field is not None:
+            status, slug = (422, slug) if status == 409 else (status, slug)
+            errors = [
+                FieldProblem(field=field, value=_safe_value(getattr(exc, "value", None)),
+                             message=str(exc))
+            ]  # fmt: skip
+        return problem_response(request, status, slug, exc.title, str(exc), errors=errors)
 
     async def on_illegal(request: Request, exc: Exception) -> JSONResponse:
         return problem_response(request, 409, "illegal-transition", "Illegal transition", str(exc))

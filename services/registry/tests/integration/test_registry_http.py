@@ -10,6 +10,7 @@ from paved_schemas.events import (
     ModelVersionRegistered,
     ModelVersionRetired,
     ModelVersionStateChanged,
+    RegisteredModelCreated,
     RequestDeployment,
 )
 
@@ -50,12 +51,16 @@ async def test_http_registration_stores_version_and_publishes_lifecycle_events(
         }
     ]
 
-    events = await registry.events_on(topics.MODEL_EVENTS, kit.about(name), expect=3)
+    events = await registry.events_on(topics.MODEL_EVENTS, kit.about(name), expect=4)
     assert [type(e.data) for e in events] == [
+        RegisteredModelCreated,
         ModelVersionRegistered,
         ModelVersionStateChanged,
         ModelVersionStateChanged,
     ]
+    assert events[0].data.owner_team == "retention"
+    assert events[0].data.created_via == "api"
+    events = events[1:]
     registered, first, second = events
     assert registered.data.artifact_digest == kit.digest_of("first")
     assert registered.data.registered_by == "alice"
@@ -114,7 +119,8 @@ async def test_idempotency_key_replays_and_refuses_a_different_body(
         == 1
     )
     # The replay emitted nothing: still one registration and two state changes queued.
-    assert await registry.fetchval("SELECT count(*) FROM outbox WHERE key = $1", name.encode()) == 3
+    # (RegisteredModelCreated, ModelVersionRegistered, two ModelVersionStateChanged)
+    assert await registry.fetchval("SELECT count(*) FROM outbox WHERE key = $1", name.encode()) == 4
 
     conflict = await registry.client.post(url, json=kit.version_body("y"), headers=key)
     assert conflict.status_code == 409
@@ -284,7 +290,8 @@ async def test_retirement_through_the_api(registry: Any, kit: Any) -> None:
     assert again.status_code == 409
     assert "'retired'" in again.json()["detail"]
 
-    events = await registry.events_on(topics.MODEL_EVENTS, kit.about(name), expect=5)
+    events = await registry.events_on(topics.MODEL_EVENTS, kit.about(name), expect=6)
+    events = [e for e in events if type(e.data).__name__ != "RegisteredModelCreated"]
     kinds = [type(e.data).__name__ for e in events]
     assert kinds == [
         "ModelVersionRegistered",

@@ -95,15 +95,17 @@ async def test_kafka_registration_creates_the_model_and_is_idempotent(
         == 1
     )
 
-    events = await registry.events_on(topics.MODEL_EVENTS, kit.about(model), expect=3)
+    events = await registry.events_on(topics.MODEL_EVENTS, kit.about(model), expect=4)
     assert [type(e.data).__name__ for e in events] == [
+        "RegisteredModelCreated",
         "ModelVersionRegistered",
         "ModelVersionStateChanged",
         "ModelVersionStateChanged",
     ]
     assert {e.correlationid for e in events} == {first.correlationid}
     assert {e.causationid for e in events} == {first.id}
-    assert events[0].data.request_id == command.request_id
+    assert events[0].data.created_via == "registration"
+    assert events[1].data.request_id == command.request_id
 
     # No team tag: the implicit model's owner is "unknown".
     anonymous = kit.model_name()
@@ -175,7 +177,7 @@ async def test_facts_in_order_drive_the_version_to_deployed(registry: Any, kit: 
     ]
     assert version["deployments"][0]["endpoint_url"] is not None
 
-    changes = await registry.events_on(topics.MODEL_EVENTS, kit.about(model), expect=7)
+    changes = await registry.events_on(topics.MODEL_EVENTS, kit.about(model), expect=8)
     assert [
         (e.data.from_state, e.data.to_state)
         for e in changes
@@ -270,7 +272,7 @@ async def test_retirement_command_retires_and_deployment_retirement_keeps_it_ret
     assert version["state"] == "retired"
     assert [t["to_state"] for t in version["transitions"]].count("retired") == 1
     assert version["deployments"][0]["status"] == "retired"
-    events = await registry.events_on(topics.MODEL_EVENTS, kit.about(model), expect=9)
+    events = await registry.events_on(topics.MODEL_EVENTS, kit.about(model), expect=10)
     retired_events = [e for e in events if type(e.data).__name__ == "ModelVersionRetired"]
     assert len(retired_events) == 1
     assert retired_events[0].causationid == retire.id

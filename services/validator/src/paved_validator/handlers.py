@@ -7,13 +7,15 @@ from typing import Any
 
 from paved_schemas.envelope import Envelope
 from paved_schemas.events import ModelVersionRegistered, ModelVersionValidated
+from paved_shared.artifacts import ArtifactError
 from paved_shared.consumer import PermanentError
 from paved_shared.db import Connection
 from paved_shared.service import ServiceRuntime
 
 from paved_validator.domain.evidence import canonical_bytes, evidence_document, sha256_digest
+from paved_validator.domain.report_html import render
 from paved_validator.ports import EvidenceStore, SandboxPort
-from paved_validator.validation import Validator
+from paved_validator.validation import ValidationResult, Validator
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +58,10 @@ async def on_model_version_registered(
         return
 
     result = await validator.validate(registration)
-    document = evidence_document(
-        validation_id=result.validation_id,
-        registration=registration,
-        registration_event_id=env.id,
-        correlation_id=env.correlationid,
+    evidence_uri, evidence_digest = await _store_evidence(
+        registration, env, result, evidence=evidence, sandbox=sandbox,
         validator_version=validator_version,
-        observed_digest=result.observed_digest,
-        checks=result.checks,
-        passed=result.passed,
-        reasons=result.reasons,
-        started_at=result.started_at,
-        finished_at=result.finished_at,
-        sandbox_profile=sandbox.profile,
-        observations=result.observations,
-    )
-    report = canonical_bytes(document)
-    evidence_digest = sha256_digest(report)
-    evidence_uri = await evidence.put(name, version, result.validation_id, report)
+    )  # fmt: skip
 
     event = runtime.new_event(
         ModelVersionValidated(
@@ -112,3 +100,51 @@ async def on_model_version_registered(
         name, version, "passed" if result.passed else "failed: " + "; ".join(result.reasons),
         evidence_uri,
     )  # fmt: skip
+
+
+async def _store_evidence(
+    registration: ModelVersionRegistered,
+    env: Envelope[Any],
+    result: ValidationResult,
+    *,
+    evidence: EvidenceStore,
+    sandbox: SandboxPort,
+    validator_version: str,
+) -> tuple[str, str]:
+    """Write the report at the first place that accepts it; return its URI and digest."""
+    name, version = registration.model_name, registration.version
+    refusals = []
+    for base in evidence.locations(registration.artifact_uri, name, version, result.validation_id):
+        document = evidence_document(
+            validation_id=result.validation_id,
+            registration=registration,
+            registration_event_id=env.id,
+            correlation_id=env.correlationid,
+            validator_version=validator_version,
+            observed_digest=result.observed_digest,
+            checks=result.checks,
+            passed=result.passed,
+            reasons=result.reasons,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+            sandbox_profile=sandbox.profile,
+            observations=result.observations,
+            details=result.details,
+            html_uri=f"{base}.html",
+        )
+        report = canonical_bytes(document)
+        html = render(document, evidence_uri=f"{base}.json").encode()
+        try:
+            json_uri, _ = await evidence.put(base, report, html)
+        except ArtifactError as exc:
+            log.warning("evidence refused at %s: %s", base, exc)
+            refusals.append(f"{base}.json: {exc}")
+            continue
+        return json_uri, sha256_digest(report)
+    # Refused for good everywhere: retrying cannot help, and a result without its evidence
+    # must never be published.
+    raise PermanentError(
+        f"evidence for {name} version {version} could not be stored ("
+        + "; ".join(refusals)
+        + "); set PAVED_VALIDATOR_EVIDENCE_ROOT to a writable place"
+    )

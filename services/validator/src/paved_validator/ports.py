@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,8 +55,111 @@ class SandboxPort(Protocol):
 
 
 class EvidenceStore(Protocol):
-    """Keeps evidence reports; returns where each one is."""
+    """Keeps evidence reports (JSON, the record of truth, and its HTML rendering)."""
 
-    async def put(self, model_name: str, version: int, validation_id: str, data: bytes) -> str:
-        """Store one report; return its URI."""
+    def locations(
+        self, artifact_uri: str, model_name: str, version: int, validation_id: str
+    ) -> list[str]:
+        """Where this validation's report may go (URIs without suffix), in order of preference."""
+        ...
+
+    async def put(self, base: str, document: bytes, html: bytes) -> tuple[str, str]:
+        """Store ``<base>.json`` and ``<base>.html``; return their URIs (ArtifactError: refused)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ScanFinding:
+    """One thing a scanner flagged."""
+
+    severity: str
+    description: str
+
+
+class ScanStatus(StrEnum):
+    """A scanner's verdict on one file."""
+
+    CLEAN = "clean"
+    FOUND = "found"
+    """It flagged something."""
+    UNPARSABLE = "unparsable"
+    """It could not read the file (a rejection: fail closed)."""
+    ERROR = "error"
+    """It could not run (missing, crashed, timed out): a rejection too."""
+
+
+@dataclass(frozen=True)
+class ScanVerdict:
+    """What one scanner said about one file."""
+
+    scanner: str
+    status: ScanStatus
+    detail: str
+    ms: float
+    findings: list[ScanFinding] = field(default_factory=list)
+
+    @classmethod
+    def clean(cls, scanner: str, detail: str, started: float) -> ScanVerdict:
+        return cls(scanner, ScanStatus.CLEAN, detail, _since(started))
+
+    @classmethod
+    def found(cls, scanner: str, findings: list[ScanFinding], started: float) -> ScanVerdict:
+        text = "; ".join(f"{f.severity}: {f.description}" for f in findings)
+        return cls(scanner, ScanStatus.FOUND, text, _since(started), findings)
+
+    @classmethod
+    def unparsable(cls, scanner: str, detail: str, started: float) -> ScanVerdict:
+        return cls(scanner, ScanStatus.UNPARSABLE, detail, _since(started))
+
+    @classmethod
+    def error(cls, scanner: str, detail: str, started: float) -> ScanVerdict:
+        return cls(scanner, ScanStatus.ERROR, detail, _since(started))
+
+
+def _since(started: float) -> float:
+    return (time.monotonic() - started) * 1000
+
+
+class ScannerPort(Protocol):
+    """Looks for malicious payloads in one model file without loading it."""
+
+    name: str
+
+    async def scan(self, path: Path) -> ScanVerdict:
+        """Scan ``path``; never raises for a bad file (that is a verdict)."""
+        ...
+
+
+class SignatureVerdict(StrEnum):
+    VERIFIED = "verified"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class SignatureResult:
+    """The outcome of verifying one OpenSSF model signature."""
+
+    verdict: SignatureVerdict
+    detail: str
+    key_id: str | None = None
+
+
+class SignatureVerifierPort(Protocol):
+    """Verifies an OpenSSF model-signing bundle against the trusted keys."""
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Fingerprints (sha256 of the public key, hex) of the trusted keys."""
+        ...
+
+    async def verify(self, model_file: Path, signature_file: Path) -> SignatureResult:
+        """Check ``signature_file`` covers ``model_file`` and was made by a trusted key."""
+        ...
+
+
+class JobRunnerPort(Protocol):
+    """Runs a validation as an isolated unit elsewhere (a Kubernetes Job) and waits for it."""
+
+    async def run(self, job_name: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Create the unit for ``request``, wait until it ends, return what it reported."""
         ...

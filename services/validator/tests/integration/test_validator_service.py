@@ -132,13 +132,19 @@ async def test_registrations_are_validated_once_with_evidence(stack, tmp_path: P
         assert passed.passed, passed.reasons
         assert passed.artifact_digest == digest
         assert [(c.name, c.outcome.value) for c in passed.checks] == [
+            ("size", "passed"),
             ("digest", "passed"),
+            ("signature", "skipped"),  # unsigned, risk tier low
             ("format", "passed"),
+            ("scan", "passed"),
             ("smoke_inference", "passed"),
             ("latency", "passed"),
+            ("metrics", "skipped"),  # no thresholds declared
         ]
+        # Next to the artifact, through its store; the HTML page beside it.
         evidence = Path(unquote(urlparse(passed.evidence_uri).path))
-        assert evidence.is_relative_to(tmp_path / "evidence" / good / "1")
+        assert evidence.parent == artifacts / "model.pkl.evidence"
+        assert evidence.with_suffix(".html").is_file()
         data = await asyncio.to_thread(evidence.read_bytes)  # the evidence file exists
         assert passed.evidence_digest == f"sha256:{hashlib.sha256(data).hexdigest()}"
         assert b'"sandbox_profile"' in data
@@ -154,8 +160,7 @@ async def test_registrations_are_validated_once_with_evidence(stack, tmp_path: P
         assert failed.reasons[0].startswith("digest: ")
         assert digest in failed.reasons[0]
         assert wrong in failed.reasons[0]
-        assert [c.outcome.value for c in failed.checks] == ["failed", "skipped", "skipped",
-                                                             "skipped"]  # fmt: skip
+        assert [c.outcome.value for c in failed.checks] == ["passed", "failed", *["skipped"] * 6]
 
         # A redelivery (same event id) and a re-sent registration (new id, same version)
         # must not validate again. A later event on the same key (same partition, handled

@@ -9,6 +9,7 @@ from paved_schemas.events import CheckOutcome, Framework, ModelSignature
 from paved_validator.domain import checks
 from paved_validator.domain.checks import CheckLog
 from paved_validator.domain.evidence import canonical_bytes, evidence_document, sha256_digest
+from paved_validator.domain.formats import FormatError, Kind, kind_for
 from paved_validator.domain.smoke import (
     RunnerReport,
     judge_latency,
@@ -31,14 +32,16 @@ def test_digest_mismatch_names_both_digests() -> None:
 
 
 def test_format_allowlist() -> None:
-    assert checks.format_problem(Framework.SKLEARN, "model.pkl") is None
-    assert checks.format_problem(Framework.SKLEARN, "MODEL.PICKLE") is None
-    joblib = checks.format_problem(Framework.SKLEARN, "model.joblib")
-    assert joblib is not None
-    assert "'.joblib'" in joblib
-    onnx = checks.format_problem(Framework.ONNX, "model.onnx")
-    assert onnx is not None
-    assert "framework 'onnx' not supported by this validator yet" in onnx
+    assert kind_for(Framework.SKLEARN, "model.pkl") is Kind.PICKLE
+    assert kind_for(Framework.SKLEARN, "MODEL.PICKLE") is Kind.PICKLE
+    assert kind_for(Framework.ONNX, "model.onnx") is Kind.ONNX
+    assert kind_for(Framework.SAFETENSORS, "w.safetensors") is Kind.SAFETENSORS
+    with pytest.raises(FormatError, match=r"'\.joblib'.*pickle\.dump"):
+        kind_for(Framework.SKLEARN, "model.joblib")
+    with pytest.raises(FormatError, match=r"suffix '\.pkl'; only \.onnx accepted"):
+        kind_for(Framework.ONNX, "model.pkl")
+    with pytest.raises(FormatError, match="framework 'xgboost' is not on the format allowlist"):
+        kind_for(Framework.XGBOOST, "model.json")
 
 
 def test_failure_skips_later_steps_and_gives_reasons() -> None:
@@ -50,8 +53,12 @@ def test_failure_skips_later_steps_and_gives_reasons() -> None:
     assert [(c.name, c.outcome) for c in log.checks] == [
         (checks.DIGEST, CheckOutcome.PASSED),
         (checks.FORMAT, CheckOutcome.FAILED),
+        (checks.SIZE, CheckOutcome.SKIPPED),
+        (checks.SIGNATURE, CheckOutcome.SKIPPED),
+        (checks.SCAN, CheckOutcome.SKIPPED),
         (checks.SMOKE_INFERENCE, CheckOutcome.SKIPPED),
         (checks.LATENCY, CheckOutcome.SKIPPED),
+        (checks.METRICS, CheckOutcome.SKIPPED),
     ]
     assert log.checks[2].detail == "skipped because format did not pass"
     assert not log.passed

@@ -1,15 +1,19 @@
-"""The `local` target: each deployment revision is a model-server process on 127.0.0.1.
+"""The `local` target: model-server processes on 127.0.0.1 behind a router per deployment.
 
-A revision gets its own folder under the run dir (model copy, signature, log, pid
-file). The server runs in its own session, so it outlives a killed deployer; the
-handle (pid, port, folder) is stored with the deployment and a restarted deployer
-adopts the server when the pid still is that server and it answers ready.
+A revision gets its own folder under the run dir (model copy, signature, one log and
+pid file per replica) and `replicas` server processes on free ports. The deployment's
+endpoint is a router process (`python -m paved_deployer.router`) on a port of its own,
+which splits traffic between the serving revisions by weight. Every process runs in
+its own session, so it outlives a killed deployer; handles (pids, ports, folders) are
+stored with the deployment and a restarted deployer adopts processes whose pid still
+is that process (checked in /proc, never signalling a recycled pid) and that answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -18,16 +22,20 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from paved_shared.artifacts import ArtifactError, sha256_file, store_for
 
-from paved_deployer.domain.lifecycle import Probe
-from paved_deployer.ports import Handle, ProvisionError, ProvisionRequest
+from paved_deployer.domain.lifecycle import Probe, replicas_for
+from paved_deployer.modelserver.loaders import SERVABLE
+from paved_deployer.ports import Backend, Endpoint, Handle, ProvisionError, ProvisionRequest
+from paved_deployer.router import CONTROL_PATH
 
 log = logging.getLogger(__name__)
 
 SERVER_MODULE = "paved_deployer.modelserver"
+ROUTER_MODULE = "paved_deployer.router"
 LOG_TAIL_CHARS = 1500
 _PROC = Path("/proc")
 
@@ -40,9 +48,19 @@ def free_port(host: str) -> int:
         return port
 
 
-def log_tail(folder: Path, limit: int = LOG_TAIL_CHARS) -> str:
-    """The end of a server's log, for failure reasons."""
-    path = folder / "server.log"
+def port_free(host: str, port: int) -> bool:
+    """Whether `port` can be bound on `host` now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def log_tail(path: Path, limit: int = LOG_TAIL_CHARS) -> str:
+    """The end of a process log, for failure reasons."""
     try:
         with path.open("rb") as f:
             f.seek(0, os.SEEK_END)
@@ -55,16 +73,14 @@ def log_tail(folder: Path, limit: int = LOG_TAIL_CHARS) -> str:
 
 
 def is_server(pid: int, folder: str) -> bool:
-    """True if `pid` is alive, not a zombie, and is the model server of `folder`.
+    """True if `pid` is alive, not a zombie, and is a Paved server process of `folder`.
 
     Checking the command line guards against a recycled pid: we never signal a
     process that is not ours.
     """
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    except (ProcessLookupError, PermissionError):
         return False
     if not _PROC.is_dir():
         return True
@@ -75,54 +91,65 @@ def is_server(pid: int, folder: str) -> bool:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
-    return SERVER_MODULE.encode() in cmdline and folder.encode() in cmdline
+    ours = SERVER_MODULE.encode() in cmdline or ROUTER_MODULE.encode() in cmdline
+    return ours and folder.encode() in cmdline
+
+
+def terminate_many(processes: list[tuple[int, str]], grace_s: float = 10.0) -> list[int]:
+    """Stop server processes (SIGTERM to their sessions, SIGKILL after grace).
+
+    Returns the pids that were signalled. Blocking; call through a thread from async code.
+    """
+    live = [(pid, folder) for pid, folder in processes if is_server(pid, folder)]
+    for pid, _ in live:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(is_server(p, f) for p, f in live):
+        time.sleep(0.05)
+    for pid, folder in live:
+        if is_server(pid, folder):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(is_server(p, f) for p, f in live):
+        time.sleep(0.05)
+    return [pid for pid, _ in live]
 
 
 def terminate(pid: int, folder: str, grace_s: float = 10.0) -> bool:
-    """Stop the server `pid` of `folder` (SIGTERM to its session, SIGKILL after grace).
-
-    Returns True if a process was signalled. Blocking; call through a thread from async code.
-    """
-    if not is_server(pid, folder):
-        return False
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not is_server(pid, folder):
-            return True
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and is_server(pid, folder):
-        time.sleep(0.05)
-    return True
+    """Stop one server process; True if it was signalled."""
+    return bool(terminate_many([(pid, folder)], grace_s))
 
 
 def stop_servers_under(run_dir: Path) -> list[int]:
-    """Stop every model server whose folder lies under `run_dir`; return their pids.
+    """Stop every model server and router whose folder lies under `run_dir`; return pids.
 
-    Blocking. Used on shutdown and by tests' teardown, so nothing outlives them.
+    Blocking. Used on shutdown, by `make down` and by tests' teardown.
     """
-    stopped: list[int] = []
     if not run_dir.is_dir():
-        return stopped
-    for pid_file in sorted(run_dir.glob("*/*/server.pid")):
+        return []
+    found: list[tuple[int, str]] = []
+    for pid_file in sorted(run_dir.glob("*/*/*.pid")):
         try:
-            pid = int(pid_file.read_text().strip())
+            found.append((int(pid_file.read_text().strip()), str(pid_file.parent)))
         except (OSError, ValueError):
             continue
-        if terminate(pid, str(pid_file.parent)):
-            stopped.append(pid)
-    return stopped
+    return terminate_many(found)
+
+
+def replicas_of(handle: Handle) -> list[dict[str, Any]]:
+    """The replicas of a revision handle (a walking-skeleton handle is one replica)."""
+    if "replicas" in handle:
+        return list(handle["replicas"])
+    return [{"pid": handle["pid"], "port": handle["port"]}]
 
 
 class LocalTarget:
     """Model servers as local processes speaking the Open Inference Protocol v2."""
 
     name = "local"
-    frameworks = frozenset({"sklearn"})
+    frameworks = SERVABLE
 
     def __init__(
         self,
@@ -139,7 +166,29 @@ class LocalTarget:
         self.artifact_root = artifact_root
         self.python = python
 
-    # -- start -----------------------------------------------------------------------
+    def _env(self, request: ProvisionRequest) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PAVED_")}
+        env.update(request.spec.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    async def _spawn(self, args: list[str], folder: Path, stem: str, env: dict[str, str]) -> int:
+        log_file = await asyncio.to_thread((folder / f"{stem}.log").open, "ab")
+        with log_file:
+            proc = await asyncio.create_subprocess_exec(
+                self.python,
+                *args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=folder,
+                env=env,
+                start_new_session=True,
+            )
+        await asyncio.to_thread((folder / f"{stem}.pid").write_text, f"{proc.pid}\n")
+        return proc.pid
+
+    # -- revisions -----------------------------------------------------------------------
 
     async def start(self, request: ProvisionRequest) -> Handle:
         folder = (
@@ -162,92 +211,201 @@ class LocalTarget:
         await asyncio.to_thread(
             signature_file.write_text, request.signature.model_dump_json(indent=2)
         )
-        port = free_port(self.host)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PAVED_")}
-        env.update(request.spec.env)
-        env["PYTHONUNBUFFERED"] = "1"
-        args = [
-            "-m", SERVER_MODULE,
-            "--name", request.model_name,
-            "--version", str(request.version),
-            "--model-file", str(model_file),
-            "--signature-file", str(signature_file),
-            "--digest", request.artifact_digest,
-            "--host", self.host,
-            "--port", str(port),
-        ]  # fmt: skip
-        log_file = await asyncio.to_thread((folder / "server.log").open, "ab")
-        with log_file:
-            proc = await asyncio.create_subprocess_exec(
-                self.python,
-                *args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-                cwd=folder,
-                env=env,
-                start_new_session=True,
-            )
-        await asyncio.to_thread((folder / "server.pid").write_text, f"{proc.pid}\n")
+        spec = request.spec
+        count = replicas_for(spec.replicas, spec.min_replicas, spec.max_replicas)
+        env = self._env(request)
+        replicas = []
+        for index in range(count):
+            port = free_port(self.host)
+            args = [
+                "-m", SERVER_MODULE,
+                "--name", request.model_name,
+                "--version", str(request.version),
+                "--model-file", str(model_file),
+                "--signature-file", str(signature_file),
+                "--digest", request.artifact_digest,
+                "--framework", request.framework,
+                "--host", self.host,
+                "--port", str(port),
+            ]  # fmt: skip
+            if request.genai:
+                args.append("--genai")
+            pid = await self._spawn(args, folder, f"replica-{index}", env)
+            replicas.append({"pid": pid, "port": port})
         log.info(
-            "started model server for %s r%d: pid %d port %d",
-            request.deployment_id, request.revision, proc.pid, port,
+            "started %d model server(s) for %s r%d: %s",
+            count, request.deployment_id, request.revision, replicas,
         )  # fmt: skip
         return {
-            "pid": proc.pid,
-            "port": port,
-            "host": self.host,
             "dir": str(folder),
+            "host": self.host,
             "model_name": request.model_name,
             "version": request.version,
+            "revision": request.revision,
+            "replicas": replicas,
         }
 
-    @staticmethod
-    def endpoint_url(handle: Handle) -> str:
-        """The OIP v2 model URL of a handle."""
-        return f"http://{handle['host']}:{handle['port']}/v2/models/{handle['model_name']}"
-
-    async def _ready(self, client: httpx.AsyncClient, handle: Handle) -> bool:
+    async def _replica_ready(
+        self, client: httpx.AsyncClient, host: str, port: int, model_name: str
+    ) -> bool:
         try:
-            live = await client.get(f"http://{handle['host']}:{handle['port']}/v2/health/ready")
+            live = await client.get(f"http://{host}:{port}/v2/health/ready")
             if live.status_code != 200:
                 return False
-            model = await client.get(f"{self.endpoint_url(handle)}/ready")
+            model = await client.get(f"http://{host}:{port}/v2/models/{model_name}/ready")
         except httpx.HTTPError:
             return False
         return model.status_code == 200
 
-    async def wait_ready(self, handle: Handle) -> str:
+    async def wait_ready(self, handle: Handle) -> None:
         folder = Path(handle["dir"])
         deadline = time.monotonic() + self.ready_timeout_s
+        waiting = dict(enumerate(replicas_of(handle)))
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while waiting:
+                for index, replica in list(waiting.items()):
+                    if not await asyncio.to_thread(is_server, replica["pid"], handle["dir"]):
+                        tail = log_tail(folder / f"replica-{index}.log")
+                        if index == 0 and "replicas" not in handle:
+                            tail = log_tail(folder / "server.log")
+                        raise ProvisionError(
+                            f"model server (pid {replica['pid']}) exited while starting: {tail}"
+                        )
+                    if await self._replica_ready(
+                        client, handle["host"], replica["port"], handle["model_name"]
+                    ):
+                        del waiting[index]
+                if not waiting:
+                    return
+                if time.monotonic() > deadline:
+                    index = next(iter(waiting))
+                    raise ProvisionError(
+                        f"model server (pid {waiting[index]['pid']}) not ready within "
+                        f"{self.ready_timeout_s:g} s: {log_tail(folder / f'replica-{index}.log')}"
+                    )
+                await asyncio.sleep(0.1)
+
+    async def probe(self, handle: Handle) -> Probe:
+        replicas = replicas_of(handle)
+        for replica in replicas:
+            if not await asyncio.to_thread(is_server, replica["pid"], handle["dir"]):
+                return Probe.GONE
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            for replica in replicas:
+                if not await self._replica_ready(
+                    client, handle["host"], replica["port"], handle["model_name"]
+                ):
+                    return Probe.NOT_READY
+        return Probe.READY
+
+    async def stop(self, handle: Handle) -> None:
+        processes = [(r["pid"], handle["dir"]) for r in replicas_of(handle)]
+        stopped = await asyncio.to_thread(terminate_many, processes)
+        if stopped:
+            log.info("stopped model server(s) %s (%s)", stopped, handle["dir"])
+
+    # -- the endpoint (router) -------------------------------------------------------------
+
+    def endpoint_url(self, port: int, model_name: str, *, genai: bool) -> str:
+        """The URL clients use: OIP v2 model URL, or the OpenAI-compatible base URL."""
+        base = f"http://{self.host}:{port}"
+        return f"{base}/v1" if genai else f"{base}/v2/models/{model_name}"
+
+    async def route(
+        self,
+        deployment_id: str,
+        *,
+        model_name: str,
+        genai: bool,
+        backends: list[Backend],
+        endpoint: Handle | None,
+    ) -> Endpoint:
+        folder = self.run_dir / deployment_id / "endpoint"
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        routes_file = folder / "routes.json"
+        generation = await asyncio.to_thread(_generation, routes_file) + 1
+        document = {
+            "generation": generation,
+            "routes": [
+                {
+                    "revision": b.revision,
+                    "weight": b.weight,
+                    "backends": [f"{b.handle['host']}:{r['port']}" for r in replicas_of(b.handle)],
+                }
+                for b in backends
+            ],
+        }
+        await asyncio.to_thread(_write_atomically, routes_file, json.dumps(document, indent=2))
+        alive = endpoint is not None and await asyncio.to_thread(
+            is_server, endpoint["pid"], endpoint["dir"]
+        )
+        if alive:
+            assert endpoint is not None
+            pid, port = endpoint["pid"], endpoint["port"]
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        else:
+            wanted = endpoint["port"] if endpoint is not None else None
+            port = wanted if wanted and port_free(self.host, wanted) else free_port(self.host)
+            args = ["-m", ROUTER_MODULE, "--routes", str(routes_file), "--host", self.host,
+                    "--port", str(port)]  # fmt: skip
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PAVED_")}
+            pid = await self._spawn(args, folder, "router", env)
+        handle = {
+            "pid": pid,
+            "port": port,
+            "host": self.host,
+            "dir": str(folder),
+            "url": self.endpoint_url(port, model_name, genai=genai),
+        }
+        await self._await_generation(handle, generation, folder)
+        return Endpoint(handle, handle["url"])
+
+    async def _await_generation(self, handle: Handle, generation: int, folder: Path) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        url = f"http://{self.host}:{handle['port']}{CONTROL_PATH}"
         async with httpx.AsyncClient(timeout=2.0) as client:
             while True:
                 if not await asyncio.to_thread(is_server, handle["pid"], handle["dir"]):
                     raise ProvisionError(
-                        f"model server (pid {handle['pid']}) exited while starting: "
-                        f"{log_tail(folder)}"
+                        f"router (pid {handle['pid']}) exited: {log_tail(folder / 'router.log')}"
                     )
-                if await self._ready(client, handle):
-                    return self.endpoint_url(handle)
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    answer = await client.get(url)
+                    if answer.json().get("generation", 0) >= generation:
+                        return
+                    # A SIGHUP sent while the router was still starting may be lost.
+                    os.kill(handle["pid"], signal.SIGHUP)
                 if time.monotonic() > deadline:
                     raise ProvisionError(
-                        f"model server (pid {handle['pid']}) not ready within "
-                        f"{self.ready_timeout_s:g} s: {log_tail(folder)}"
+                        f"router (pid {handle['pid']}) did not apply routes generation "
+                        f"{generation} within {self.ready_timeout_s:g} s"
                     )
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.05)
 
-    # -- probe and stop ------------------------------------------------------------------
+    async def endpoint_alive(self, endpoint: Handle) -> bool:
+        return await asyncio.to_thread(is_server, endpoint["pid"], endpoint["dir"])
 
-    async def probe(self, handle: Handle) -> Probe:
-        if not await asyncio.to_thread(is_server, handle["pid"], handle["dir"]):
-            return Probe.GONE
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            return Probe.READY if await self._ready(client, handle) else Probe.NOT_READY
-
-    async def stop(self, handle: Handle) -> None:
-        if await asyncio.to_thread(terminate, handle["pid"], handle["dir"]):
-            log.info("stopped model server pid %d (%s)", handle["pid"], handle["dir"])
+    async def unroute(self, endpoint: Handle) -> None:
+        if await asyncio.to_thread(terminate, endpoint["pid"], endpoint["dir"]):
+            log.info("stopped router pid %d (%s)", endpoint["pid"], endpoint["dir"])
 
     async def stop_everything(self) -> list[Handle]:
         pids = await asyncio.to_thread(stop_servers_under, self.run_dir)
         return [{"pid": pid} for pid in pids]
+
+    async def close(self) -> None:
+        """Nothing to release: every process is tracked by its handle."""
+
+
+def _generation(routes_file: Path) -> int:
+    try:
+        return int(json.loads(routes_file.read_text()).get("generation", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

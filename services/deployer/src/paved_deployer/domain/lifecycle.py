@@ -22,19 +22,23 @@ S = DeploymentStatus
 TRANSITIONS: Mapping[DeploymentStatus | None, frozenset[DeploymentStatus]] = MappingProxyType(
     {
         None: frozenset({S.PENDING}),
-        S.PENDING: frozenset({S.PENDING, S.PROVISIONING, S.FAILED, S.RETIRED}),
-        S.PROVISIONING: frozenset({S.PENDING, S.READY, S.FAILED, S.RETIRED}),
-        # ready -> provisioning: the server died and is restarted (a new revision).
-        S.READY: frozenset({S.PENDING, S.PROVISIONING, S.FAILED, S.RETIRED}),
+        # pending -> rolled_back: a rollout refused while an earlier revision keeps serving.
+        S.PENDING: frozenset({S.PENDING, S.PROVISIONING, S.FAILED, S.ROLLED_BACK, S.RETIRED}),
+        S.PROVISIONING: frozenset({S.PENDING, S.READY, S.FAILED, S.ROLLED_BACK, S.RETIRED}),
+        # ready/rolled_back -> failed: a serving revision died and could not be restarted.
+        S.READY: frozenset({S.PENDING, S.FAILED, S.RETIRED}),
+        S.ROLLED_BACK: frozenset({S.PENDING, S.FAILED, S.RETIRED}),
         S.FAILED: frozenset({S.PENDING}),
         S.RETIRED: frozenset({S.PENDING}),
-        S.ROLLED_BACK: frozenset({S.PENDING, S.RETIRED}),
     }
 )
 """Allowed status changes; `pending` is entered only by a new rollout (a new revision)."""
 
-ACTIVE = frozenset({S.PENDING, S.PROVISIONING, S.READY})
+ACTIVE = frozenset({S.PENDING, S.PROVISIONING, S.READY, S.ROLLED_BACK})
 """Statuses in which the deployer still owes the deployment some work or a server."""
+
+SERVING = frozenset({S.READY, S.ROLLED_BACK})
+"""Statuses in which the deployment's endpoint answers (from its serving revisions)."""
 
 
 class InvalidTransitionError(ValueError):
@@ -60,12 +64,13 @@ def is_new_rollout(
     """Whether a deployment request starts a new revision.
 
     A request repeating exactly what an active deployment already runs (model, version,
-    digest, spec) is a no-op; anything else — a change, or a retry after failure or
-    retirement — is a new rollout.
+    digest, spec) is a no-op; anything else — a change, or a retry after a failure, a
+    rollback or a retirement — is a new rollout.
     """
     if current is None or status is None:
         return True
-    return not (current == requested and status in ACTIVE and desired == "running")
+    in_hand = status in (S.PENDING, S.PROVISIONING, S.READY)
+    return not (current == requested and in_hand and desired == "running")
 
 
 # --------------------------------------------------------------------------- admission
@@ -175,19 +180,19 @@ class Action(StrEnum):
     """What the reconciler does with one deployment in one pass."""
 
     KEEP = "keep"
-    """Nothing to do: actual matches desired (a live ready server is adopted as is)."""
+    """Nothing to do: actual matches desired (live ready servers are adopted as they are)."""
     ADMIT = "admit"
     """Evaluate the admission gate; provision, wait, or fail."""
     MARK_READY = "mark_ready"
-    """Provisioning was interrupted after the server came up: publish ready."""
+    """Provisioning was interrupted after the servers came up: route to them, publish ready."""
     REPROVISION = "reprovision"
-    """Provisioning was interrupted before the server was ready: start over, same revision."""
+    """Provisioning was interrupted before the servers were ready: start over, same revision."""
     RESTART = "restart"
-    """A ready deployment's server is gone or stuck: a new revision, provisioning again."""
+    """A serving revision lost a replica or is stuck: replace it (new servers, then re-route)."""
     RETIRE = "retire"
-    """Desired stopped: stop the server, publish retired."""
+    """Desired stopped: remove the endpoint, stop every server, publish retired."""
     RELEASE = "release"
-    """A stray server of a failed/retired deployment: stop it, status unchanged."""
+    """Stray servers or an endpoint of a failed/retired deployment: stop them, status unchanged."""
 
 
 def plan(  # noqa: PLR0911 - a decision table reads best as early returns
@@ -198,7 +203,12 @@ def plan(  # noqa: PLR0911 - a decision table reads best as early returns
     unready_streak: int = 0,
     unready_limit: int = 5,
 ) -> Action:
-    """The next step for one deployment (no provisioning of it is in flight)."""
+    """The next step for one deployment (no provisioning of it is in flight).
+
+    `probe` is about the in-flight revision while pending/provisioning, and about the
+    worst of the serving revisions while ready/rolled back; for failed/retired ones it
+    says whether anything at all is left running (`NONE`: nothing).
+    """
     if desired == "stopped":
         if status in ACTIVE:
             return Action.RETIRE
@@ -207,10 +217,48 @@ def plan(  # noqa: PLR0911 - a decision table reads best as early returns
         return Action.ADMIT
     if status is S.PROVISIONING:
         return Action.MARK_READY if probe is Probe.READY else Action.REPROVISION
-    if status is S.READY:
+    if status in SERVING:
         if probe is Probe.READY:
             return Action.KEEP
         if probe is Probe.NOT_READY and unready_streak < unready_limit:
             return Action.KEEP
         return Action.RESTART
     return Action.KEEP if probe is Probe.NONE else Action.RELEASE
+
+
+# --------------------------------------------------------------------------- traffic
+
+
+@dataclass(frozen=True)
+class Share:
+    """One revision's share of a deployment's traffic, in percent."""
+
+    revision: int
+    weight: int
+
+
+def split(current: list[Share], new_revision: int, canary_weight: int) -> list[Share]:
+    """The traffic split once `new_revision` is ready (KServe's canary semantics).
+
+    A full rollout (weight 100), or a first one, takes all traffic. A canary takes its
+    weight from the *stable* revision — the one holding the most traffic now — which
+    keeps the rest; any earlier canary is dropped. The result always sums to 100.
+    """
+    others = [s for s in current if s.revision != new_revision]
+    if canary_weight >= 100 or not others:
+        return [Share(new_revision, 100)]
+    stable = max(others, key=lambda s: (s.weight, s.revision))
+    if canary_weight <= 0:
+        return [Share(stable.revision, 100), Share(new_revision, 0)]
+    return [Share(stable.revision, 100 - canary_weight), Share(new_revision, canary_weight)]
+
+
+def replicas_for(replicas: int, min_replicas: int | None, max_replicas: int | None) -> int:
+    """How many replicas to start: the requested count within the autoscaling bounds
+    (at least one: a revision with no replica could never become ready)."""
+    count = replicas
+    if max_replicas is not None:
+        count = min(count, max_replicas)
+    if min_replicas is not None:
+        count = max(count, min_replicas)
+    return max(count, 1)

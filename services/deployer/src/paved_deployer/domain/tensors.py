@@ -117,7 +117,45 @@ def _check_elements(name: str, datatype: Datatype, leaves: list[Any]) -> None:
             )
 
 
-def check_tensor(spec: TensorSpec, tensor: RequestTensor) -> npt.NDArray[Any]:
+def _fast_array(  # noqa: PLR0911 - every early return hands over to the precise checker
+    datatype: Datatype, shape: list[int], data: Any
+) -> npt.NDArray[Any] | None:
+    """numpy's own conversion when it is exact; None sends the tensor to the precise checker.
+
+    Exact for numeric tensors of JSON numbers: numpy infers an integer or float dtype
+    only when every leaf is one (strings, nulls and ragged rows give another kind or
+    raise), ranges and finiteness are checked on the array. Booleans mixed into numbers
+    would be coerced, so callers pass `fast=False` when the body contains any.
+    """
+    if (datatype not in _INTEGER and datatype not in _FLOAT) or not isinstance(data, list):
+        return None
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    kind = array.dtype.kind
+    target = NUMPY_DTYPES[datatype]
+    if datatype in _FLOAT:
+        if kind not in "fiu":
+            return None
+        array = array.astype(target, copy=False)
+        if array.size and not np.isfinite(array).all():
+            return None
+    else:
+        if kind not in "iu":
+            return None
+        info = np.iinfo(target)
+        if array.size and (array.min() < info.min or array.max() > info.max):
+            return None
+        array = array.astype(target, copy=False)
+    if array.size != math.prod(shape) or (array.ndim > 1 and list(array.shape) != shape):
+        return None
+    return array.reshape(shape)
+
+
+def check_tensor(
+    spec: TensorSpec, tensor: RequestTensor, *, fast: bool = False
+) -> npt.NDArray[Any]:
     """The array for one input, or `TensorError` naming the input and the problem."""
     name = tensor.name
     if tensor.datatype != spec.datatype.value:
@@ -139,6 +177,10 @@ def check_tensor(spec: TensorSpec, tensor: RequestTensor) -> npt.NDArray[Any]:
                 f"input {name!r} has shape {shape} but the model expects {spec.shape} "
                 f"(dimension {axis} must be {want})"
             )
+    if fast:
+        array = _fast_array(spec.datatype, shape, tensor.data)
+        if array is not None:
+            return array
     leaves, nested_shape = _flatten(name, tensor.data)
     if nested_shape is not None and nested_shape != shape:
         raise TensorError(
@@ -155,7 +197,11 @@ def check_tensor(spec: TensorSpec, tensor: RequestTensor) -> npt.NDArray[Any]:
 
 
 def check_inputs(
-    signature: ModelSignature, tensors: Sequence[RequestTensor], *, model: str = "the model"
+    signature: ModelSignature,
+    tensors: Sequence[RequestTensor],
+    *,
+    model: str = "the model",
+    fast: bool = False,
 ) -> dict[str, npt.NDArray[Any]]:
     """Arrays for every declared input, in signature order; `TensorError` on any mismatch."""
     declared = {spec.name: spec for spec in signature.inputs}
@@ -171,7 +217,86 @@ def check_inputs(
     missing = [name for name in declared if name not in given]
     if missing:
         raise TensorError(f"input {missing[0]!r} is missing (the model expects {list(declared)})")
-    return {name: check_tensor(spec, given[name]) for name, spec in declared.items()}
+    return {name: check_tensor(spec, given[name], fast=fast) for name, spec in declared.items()}
+
+
+def _check_head(spec: TensorSpec, name: str, datatype: str, shape: list[int]) -> None:
+    if datatype != spec.datatype.value:
+        raise TensorError(
+            f"input {name!r} has datatype {datatype!r} but the model expects {spec.datatype.value}"
+        )
+    if (
+        len(shape) != len(spec.shape)
+        or any(want not in (-1, got) for got, want in zip(shape, spec.shape, strict=True))
+        or any(dim < 0 for dim in shape)
+    ):
+        raise TensorError(f"input {name!r} has shape {shape} but the model expects {spec.shape}")
+
+
+def deserialize_bytes(name: str, raw: bytes) -> list[str]:
+    """Triton's BYTES encoding: each element is a 4-byte little-endian length and the bytes."""
+    out: list[str] = []
+    pos = 0
+    while pos < len(raw):
+        if pos + 4 > len(raw):
+            raise TensorError(f"input {name!r}: truncated BYTES element at offset {pos}")
+        size = int.from_bytes(raw[pos : pos + 4], "little")
+        pos += 4
+        if pos + size > len(raw):
+            raise TensorError(f"input {name!r}: BYTES element at offset {pos} overruns the data")
+        out.append(raw[pos : pos + size].decode("utf-8", errors="replace"))
+        pos += size
+    return out
+
+
+def serialize_bytes(values: Sequence[Any]) -> bytes:
+    """The inverse of `deserialize_bytes`."""
+    parts = []
+    for value in values:
+        data = value if isinstance(value, bytes) else str(value).encode()
+        parts.append(len(data).to_bytes(4, "little") + data)
+    return b"".join(parts)
+
+
+def check_binary(spec: TensorSpec, name: str, datatype: str, shape: list[int], raw: bytes
+                 ) -> npt.NDArray[Any]:  # fmt: skip
+    """The array of a tensor sent with Triton's binary extension, checked like JSON ones."""
+    _check_head(spec, name, datatype, shape)
+    needed = math.prod(shape)
+    if spec.datatype is Datatype.BYTES:
+        values = deserialize_bytes(name, raw)
+        if len(values) != needed:
+            raise TensorError(
+                f"input {name!r} has {len(values)} elements but shape {shape} needs {needed}"
+            )
+        return np.array(values, dtype=np.object_).reshape(shape)
+    dtype = np.dtype(NUMPY_DTYPES[spec.datatype]).newbyteorder("<")
+    if len(raw) != needed * dtype.itemsize:
+        raise TensorError(
+            f"input {name!r} has {len(raw)} bytes of binary data but shape {shape} of "
+            f"{spec.datatype.value} needs {needed * dtype.itemsize}"
+        )
+    array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+    if spec.datatype in _FLOAT and array.size and not np.isfinite(array).all():
+        raise TensorError(f"input {name!r}: binary data contains NaN or infinity")
+    return array
+
+
+def encode_binary(spec: TensorSpec, array: npt.NDArray[Any]) -> tuple[dict[str, Any], bytes]:
+    """A response tensor header and its bytes under Triton's binary extension."""
+    shaped = fit_shape(np.asarray(array), spec.shape)
+    if spec.datatype is Datatype.BYTES:
+        raw = serialize_bytes(shaped.reshape(-1).tolist())
+    else:
+        dtype = np.dtype(NUMPY_DTYPES[spec.datatype]).newbyteorder("<")
+        raw = np.ascontiguousarray(shaped.astype(dtype)).tobytes()
+    header = {
+        "name": spec.name,
+        "datatype": spec.datatype.value,
+        "shape": list(shaped.shape),
+        "parameters": {"binary_data_size": len(raw)},
+    }
+    return header, raw
 
 
 def fit_shape(array: npt.NDArray[Any], declared: Sequence[int]) -> npt.NDArray[Any]:

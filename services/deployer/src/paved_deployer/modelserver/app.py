@@ -1,36 +1,46 @@
-"""The model server's FastAPI app: OIP v2 health, metadata and inference for one model.
+"""The model server's request handling: OIP v2 (JSON and Triton's binary extension),
+the OpenAI-compatible chat endpoint for GenAI models, and Prometheus metrics.
 
-Errors are RFC 9457 problem documents that also carry OIP's `error` member, so both
-KServe clients (which read `error`) and generic HTTP clients understand them.
+Errors are RFC 9457 problem documents that also carry OIP's `error` member (a string)
+or, on `/v1/...`, OpenAI's `error` object, so KServe clients, OpenAI clients and
+generic HTTP clients all understand them.
 """
 
 from __future__ import annotations
 
 import json
-import pickle
+import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from paved_schemas.events import ModelSignature
-from paved_shared.artifacts import sha256_file
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.exceptions import HTTPException
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
 
-from paved_deployer.domain.tensors import RequestTensor, TensorError, check_inputs, encode_output
+from paved_deployer.domain.tensors import (
+    RequestTensor,
+    TensorError,
+    check_binary,
+    check_inputs,
+    encode_binary,
+    encode_output,
+)
+from paved_deployer.modelserver.http import Request, Response
+from paved_deployer.modelserver.loaders import (
+    ModelLoadError,
+    PredictError,
+    Predictor,
+    TinyLM,
+    load,
+)
 
 PROBLEM_JSON = "application/problem+json"
-PLATFORM = "sklearn"
+BINARY_HEADER = "inference-header-content-length"
 
-
-class ModelLoadError(RuntimeError):
-    """The model file cannot be served; the message says why (the server refuses to start)."""
+__all__ = ["ModelLoadError", "ModelServer", "ServedModel", "load_model"]
 
 
 @dataclass(frozen=True)
@@ -40,240 +50,417 @@ class ServedModel:
     name: str
     version: str
     signature: ModelSignature
-    model: Any
+    model: Predictor
+    genai: bool = False
 
 
-def load_model(model_file: Path, *, expected_digest: str, signature: ModelSignature) -> Any:
-    """Unpickle a scikit-learn model after re-checking its digest against the approved one."""
-    digest = sha256_file(model_file)
-    if digest != expected_digest:
-        raise ModelLoadError(
-            f"model file {model_file} has digest {digest}, not the approved {expected_digest}"
-        )
-    with model_file.open("rb") as f:
-        # Only an approved digest reaches this point: the validator scanned and smoke-tested
-        # this exact artifact in its sandbox before approval was possible.
-        model = pickle.load(f)  # noqa: S301
-    if not callable(getattr(model, "predict", None)):
-        raise ModelLoadError(f"{model_file}: {type(model).__name__} has no predict()")
-    if len(signature.outputs) > 1 and not callable(getattr(model, "predict_proba", None)):
-        raise ModelLoadError(
-            f"{model_file}: the signature declares output {signature.outputs[1].name!r} "
-            f"(predict_proba) but {type(model).__name__} has no predict_proba()"
-        )
-    if not signature.inputs or not signature.outputs:
-        raise ModelLoadError("the signature declares no inputs or no outputs")
-    if len(signature.outputs) > 2:
-        raise ModelLoadError(
-            f"the signature declares {len(signature.outputs)} outputs; a scikit-learn model "
-            "serves at most two (predict, predict_proba)"
-        )
-    return model
-
-
-# --------------------------------------------------------------------------- request models
-
-
-class _InferInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    name: str = Field(min_length=1)
-    shape: list[int]
-    datatype: str
-    data: Any
-    parameters: dict[str, Any] | None = None
-
-
-class _RequestedOutput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    name: str
-    parameters: dict[str, Any] | None = None
-
-
-class _InferRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    id: str | None = None
-    parameters: dict[str, Any] | None = None
-    inputs: list[_InferInput] = Field(min_length=1)
-    outputs: list[_RequestedOutput] | None = None
+def load_model(
+    model_file: Path, *, expected_digest: str, signature: ModelSignature, framework: str = "sklearn"
+) -> Predictor:
+    """Load `model_file` after re-checking its digest (see `loaders.load`)."""
+    return load(framework, model_file, expected_digest=expected_digest, signature=signature)
 
 
 class BadRequestError(Exception):
-    """Input a client can fix; answered 400 with the message."""
+    """Input a client can fix; answered 4xx with the message."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
 
 
-def _problem(status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail,
-         "error": detail},
-        status_code=status,
-        media_type=PROBLEM_JSON,
-    )  # fmt: skip
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in error["loc"]) or "body"
-        parts.append(f"{where}: {error['msg']}")
-    return "invalid inference request: " + "; ".join(parts)
+def _problem(status: int, title: str, detail: str, *, openai: bool = False) -> Response:
+    error: Any = detail
+    if openai:
+        error = {"message": detail, "type": "invalid_request_error", "param": None, "code": None}
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
+            "error": error}  # fmt: skip
+    return Response(status, _dumps(body), PROBLEM_JSON)
 
 
-def _features(arrays: dict[str, npt.NDArray[Any]]) -> npt.NDArray[Any]:
-    """One 2-D feature matrix: the single input, or the inputs side by side per row."""
-    values = list(arrays.values())
-    if len(values) == 1:
-        return values[0]
-    rows = {a.shape[0] if a.ndim else 1 for a in values}
-    if len(rows) != 1:
-        raise BadRequestError(f"inputs have different batch sizes {sorted(rows)}")
-    return np.hstack([a.reshape(a.shape[0], -1) for a in values])
+class _Metrics:
+    def __init__(self, registry: CollectorRegistry, served: ServedModel) -> None:
+        labels = {"model": served.name, "version": served.version}
+        self.requests = Counter(
+            "paved_model_requests",
+            "Requests answered by the model server, by route kind and status code.",
+            ["model", "version", "route", "code"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "paved_model_request_duration_seconds",
+            "Time to answer an inference request (parse, check, predict, encode).",
+            ["model", "version", "route"],
+            buckets=(
+                0.0001,
+                0.00025,
+                0.0005,
+                0.001,
+                0.0025,
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1.0,
+                2.5,
+            ),
+            registry=registry,
+        )
+        self.rows = Counter(
+            "paved_model_inference_rows",
+            "Rows (first dimension of the first input) predicted.",
+            ["model", "version"],
+            registry=registry,
+        )
+        self.rows_child = self.rows.labels(**labels)
+        self.labels = labels
+        self._codes: dict[tuple[str, int], Any] = {}
+        self._latency: dict[str, Any] = {}
+
+    def observe(self, route: str, code: int, seconds: float) -> None:
+        child = self._codes.get((route, code))
+        if child is None:
+            child = self._codes[(route, code)] = self.requests.labels(
+                route=route, code=str(code), **self.labels
+            )
+        child.inc()
+        hist = self._latency.get(route)
+        if hist is None:
+            hist = self._latency[route] = self.latency.labels(route=route, **self.labels)
+        hist.observe(seconds)
 
 
-class _Model:
-    """The served model's OIP v2 operations (routes call these)."""
+class ModelServer:
+    """Routes requests for one served model; `handle` is the HTTP handler (synchronous)."""
 
-    def __init__(self, served: ServedModel) -> None:
+    def __init__(self, served: ServedModel, registry: CollectorRegistry | None = None) -> None:
         self.served = served
         self.sig = served.signature
+        self.registry = registry or CollectorRegistry()
+        self.metrics = _Metrics(self.registry, served)
+        self.declared = {spec.name: i for i, spec in enumerate(self.sig.outputs)}
+        self.inputs = {spec.name: spec for spec in self.sig.inputs}
+        name = served.name
+        self.model_paths = {f"/v2/models/{name}", f"/v2/models/{name}/versions/{served.version}"}
+        self._static: dict[tuple[str, str], Callable[[], Response]] = {
+            ("GET", "/v2/health/live"): lambda: Response(200, b'{"live":true}'),
+            ("GET", "/v2/health/ready"): lambda: Response(200, b'{"ready":true}'),
+            ("GET", "/v2"): self._server_metadata,
+            ("GET", "/metrics"): self._metrics,
+            ("GET", "/v1/models"): self._openai_models,
+        }
 
-    def check(self, name: str, version: str | None = None) -> None:
-        """404 unless the URL names this model (and version)."""
-        served = self.served
-        if name != served.name:
-            raise HTTPException(404, f"model {name!r} is not served here (this is {served.name!r})")
-        if version is not None and version != served.version:
-            raise HTTPException(
-                404, f"model {name!r} has no version {version!r} here (serving {served.version!r})"
+    # -- routing -----------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        """Answer one request."""
+        static = self._static.get((request.method, request.path))
+        if static is not None:
+            return static()
+        path = request.path
+        if path.startswith("/v2/models/"):
+            return self._model_route(request)
+        if path == "/v1/chat/completions":
+            return self._timed("chat", request, self._chat)
+        return _problem(404, "Not found", f"no route {request.method} {path}")
+
+    def _model_route(self, request: Request) -> Response:  # noqa: PLR0911 - a route table
+        path = request.path
+        base, _, action = path.rpartition("/")
+        if action in ("infer", "ready") and base in self.model_paths:
+            if action == "ready" and request.method == "GET":
+                return Response(200, _dumps({"name": self.served.name, "ready": True}))
+            if action == "infer" and request.method == "POST":
+                return self._timed("infer", request, self._infer)
+            return _problem(405, "Method not allowed", f"{request.method} {path} is not allowed")
+        if path in self.model_paths and request.method == "GET":
+            return Response(200, _dumps(self._model_metadata()))
+        rest = path[len("/v2/models/") :].split("/")
+        name = rest[0]
+        if name != self.served.name:
+            return _problem(
+                404,
+                "HTTP error",
+                f"model {name!r} is not served here (this is {self.served.name!r})",
             )
+        if len(rest) >= 3 and rest[1] == "versions" and rest[2] != self.served.version:
+            return _problem(
+                404,
+                "HTTP error",
+                f"model {name!r} has no version {rest[2]!r} here (serving {self.served.version!r})",
+            )
+        return _problem(404, "Not found", f"no route {request.method} {path}")
 
-    def metadata(self) -> dict[str, Any]:
-        """OIP v2 model metadata."""
+    def _timed(self, route: str, request: Request, call: Callable[[Request], Response]) -> Response:
+        started = time.perf_counter()
+        openai = route == "chat"
+        try:
+            response = call(request)
+        except BadRequestError as exc:
+            response = _problem(exc.status, "Bad inference request", str(exc), openai=openai)
+        self.metrics.observe(route, response.status, time.perf_counter() - started)
+        return response
 
+    # -- metadata and metrics --------------------------------------------------------------
+
+    def _server_metadata(self) -> Response:
+        extensions = ["binary_tensor_data"]
+        if self.served.genai:
+            extensions.append("openai_chat_completions")
+        body = {"name": "paved-modelserver", "version": "2", "extensions": extensions}
+        return Response(200, _dumps(body))
+
+    def _model_metadata(self) -> dict[str, Any]:
         def tensors(specs: Any) -> list[dict[str, Any]]:
             return [{"name": t.name, "datatype": t.datatype.value, "shape": t.shape} for t in specs]
 
         return {
             "name": self.served.name,
             "versions": [self.served.version],
-            "platform": PLATFORM,
+            "platform": self.served.model.platform,
             "inputs": tensors(self.sig.inputs),
             "outputs": tensors(self.sig.outputs),
         }
 
-    async def infer(self, request: Request) -> dict[str, Any]:
-        """Check the request against the signature, predict, encode the outputs."""
-        served, sig = self.served, self.sig
-        raw = await request.body()
+    def _metrics(self) -> Response:
+        return Response(200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+
+    # -- OIP v2 inference ----------------------------------------------------------------
+
+    def _infer(self, request: Request) -> Response:
+        if self.served.genai:
+            raise BadRequestError(
+                f"model {self.served.name!r} is a GenAI model; use POST /v1/chat/completions"
+            )
+        raw = request.body
+        header_length = request.headers.get(BINARY_HEADER)
+        blob = b""
+        if header_length is not None:
+            try:
+                cut = int(header_length)
+            except ValueError:
+                raise BadRequestError(
+                    f"{BINARY_HEADER} {header_length!r} is not a number"
+                ) from None
+            if not 0 <= cut <= len(raw):
+                raise BadRequestError(
+                    f"{BINARY_HEADER} {cut} is outside the body of {len(raw)} bytes"
+                )
+            raw, blob = raw[:cut], raw[cut:]
         try:
             document = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise BadRequestError("invalid inference request: body must be a JSON object")
+        arrays = self._inputs(document, blob, fast=b"true" not in raw and b"false" not in raw)
+        wanted, binary = self._wanted(document)
         try:
-            body = _InferRequest.model_validate(document)
-        except ValidationError as exc:
-            raise BadRequestError(_describe(exc)) from exc
-        tensors = [RequestTensor(i.name, i.shape, i.datatype, i.data) for i in body.inputs]
+            results = self.served.model.predict(arrays, wanted)
+        except PredictError as exc:
+            raise BadRequestError(str(exc)) from exc
+        first = next(iter(arrays.values()))
+        self.metrics.rows_child.inc(first.shape[0] if first.ndim else 1)
+        outputs: list[dict[str, Any]] = []
+        blobs: list[bytes] = []
+        for name in wanted:
+            spec = self.sig.outputs[self.declared[name]]
+            if name in binary:
+                header, data = encode_binary(spec, results[name])
+                outputs.append(header)
+                blobs.append(data)
+            else:
+                outputs.append(encode_output(spec, results[name]))
+        body: dict[str, Any] = {
+            "model_name": self.served.name,
+            "model_version": self.served.version,
+            "outputs": outputs,
+        }
+        if isinstance(document.get("id"), str):
+            body["id"] = document["id"]
+        encoded = _dumps(body)
+        if not blobs:
+            return Response(200, encoded)
+        return Response(
+            200,
+            encoded + b"".join(blobs),
+            "application/octet-stream",
+            [("Inference-Header-Content-Length", str(len(encoded)))],
+        )
+
+    def _inputs(  # noqa: PLR0912 - each branch is one check with its own message
+        self, document: dict[str, Any], blob: bytes, *, fast: bool
+    ) -> dict[str, Any]:
+        inputs = document.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise BadRequestError("invalid inference request: inputs: must be a non-empty list")
+        json_tensors: list[RequestTensor] = []
+        binary_arrays: dict[str, Any] = {}
+        offset = 0
+        for index, item in enumerate(inputs):
+            if not isinstance(item, dict):
+                raise BadRequestError(f"invalid inference request: inputs.{index}: not an object")
+            name, shape, datatype = item.get("name"), item.get("shape"), item.get("datatype")
+            if not isinstance(name, str) or not name:
+                raise BadRequestError(f"invalid inference request: inputs.{index}.name: missing")
+            if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) for d in shape
+            ):
+                raise BadRequestError(
+                    f"invalid inference request: inputs.{index}.shape: must be a list of integers"
+                )
+            if not isinstance(datatype, str):
+                raise BadRequestError(
+                    f"invalid inference request: inputs.{index}.datatype: missing"
+                )
+            params = item.get("parameters") or {}
+            size = params.get("binary_data_size") if isinstance(params, dict) else None
+            if size is not None:
+                if name not in self.inputs:
+                    raise BadRequestError(
+                        f"input {name!r} is not an input of model {self.served.name!r}; "
+                        f"expected {sorted(self.inputs)}"
+                    )
+                if not isinstance(size, int) or size < 0 or offset + size > len(blob):
+                    raise BadRequestError(
+                        f"input {name!r}: binary_data_size {size!r} exceeds the binary data "
+                        f"({len(blob) - offset} bytes left)"
+                    )
+                try:
+                    binary_arrays[name] = check_binary(
+                        self.inputs[name], name, datatype, shape, blob[offset : offset + size]
+                    )
+                except TensorError as exc:
+                    raise BadRequestError(str(exc)) from exc
+                offset += size
+                continue
+            if "data" not in item:
+                raise BadRequestError(f"invalid inference request: inputs.{index}.data: missing")
+            json_tensors.append(RequestTensor(name, shape, datatype, item["data"]))
+        if binary_arrays:
+            given = [t.name for t in json_tensors] + list(binary_arrays)
+            duplicated = {n for n in given if given.count(n) > 1}
+            if duplicated:
+                raise BadRequestError(f"input {sorted(duplicated)[0]!r} is given more than once")
+            missing = [n for n in self.inputs if n not in given]
+            if missing:
+                raise BadRequestError(
+                    f"input {missing[0]!r} is missing (the model expects {list(self.inputs)})"
+                )
+            partial = ModelSignature(
+                inputs=[self.inputs[t.name] for t in json_tensors if t.name in self.inputs],
+                outputs=[],
+            )
+            try:
+                arrays = check_inputs(
+                    partial, json_tensors, model=f"model {self.served.name!r}", fast=fast
+                )
+            except TensorError as exc:
+                raise BadRequestError(str(exc)) from exc
+            return {n: (arrays[n] if n in arrays else binary_arrays[n]) for n in self.inputs}
         try:
-            arrays = check_inputs(sig, tensors, model=f"model {served.name!r}")
+            return check_inputs(
+                self.sig, json_tensors, model=f"model {self.served.name!r}", fast=fast
+            )
         except TensorError as exc:
             raise BadRequestError(str(exc)) from exc
-        declared = {spec.name: index for index, spec in enumerate(sig.outputs)}
-        wanted = [o.name for o in body.outputs] if body.outputs else list(declared)
-        for name in wanted:
-            if name not in declared:
+
+    def _wanted(self, document: dict[str, Any]) -> tuple[list[str], set[str]]:
+        params = document.get("parameters") if isinstance(document.get("parameters"), dict) else {}
+        binary_all = bool(params and params.get("binary_data_output"))
+        requested = document.get("outputs")
+        if not requested:
+            names = list(self.declared)
+            return names, set(names) if binary_all else set()
+        if not isinstance(requested, list):
+            raise BadRequestError("invalid inference request: outputs: must be a list")
+        wanted: list[str] = []
+        binary: set[str] = set()
+        for item in requested:
+            name = item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str) or name not in self.declared:
                 raise BadRequestError(
-                    f"output {name!r} is not an output of model {served.name!r}; "
-                    f"available: {list(declared)}"
+                    f"output {name!r} is not an output of model {self.served.name!r}; "
+                    f"available: {list(self.declared)}"
                 )
-        features = _features(arrays)
+            wanted.append(name)
+            out_params = item.get("parameters") or {}
+            if out_params.get("binary_data", binary_all):
+                binary.add(name)
+        return wanted, binary
+
+    # -- OpenAI-compatible chat -----------------------------------------------------------
+
+    def _openai_models(self) -> Response:
+        if not self.served.genai:
+            return _problem(404, "Not found", "this model is not a GenAI model", openai=True)
+        data = [{"id": self.served.name, "object": "model", "created": 0, "owned_by": "paved"}]
+        return Response(200, _dumps({"object": "list", "data": data}))
+
+    def _chat(self, request: Request) -> Response:
+        model = self.served.model
+        if not self.served.genai or not isinstance(model, TinyLM):
+            raise BadRequestError(
+                f"model {self.served.name!r} is not a GenAI model; use OIP v2 inference", 404
+            )
+        if request.method != "POST":
+            raise BadRequestError("use POST /v1/chat/completions", 405)
         try:
-            results = await run_in_threadpool(_predict, served.model, features, wanted, declared)
-        except (ValueError, TypeError) as exc:
-            raise BadRequestError(f"the model rejected the input: {exc}") from exc
-        response: dict[str, Any] = {
-            "model_name": served.name,
-            "model_version": served.version,
-            "outputs": [
-                encode_output(sig.outputs[declared[name]], results[name]) for name in wanted
+            body = json.loads(request.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise BadRequestError(f"request body is not valid JSON: {exc}") from exc
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list) or not messages:
+            raise BadRequestError("'messages' must be a non-empty list of {role, content}")
+        prompt = ""
+        prompt_words = 0
+        for index, message in enumerate(messages):
+            content = message.get("content") if isinstance(message, dict) else None
+            if not isinstance(content, str):
+                raise BadRequestError(f"messages[{index}].content must be a string")
+            prompt_words += len(TinyLM.words(content))
+            if message.get("role") == "user":
+                prompt = content
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+            raise BadRequestError(f"max_tokens must be a positive integer, got {max_tokens!r}")
+        text, finish = model.generate(prompt, max_tokens)
+        completion_words = len(text.split())
+        created = int(time.time())
+        ident = f"chatcmpl-{uuid.uuid4().hex}"
+        usage = {"prompt_tokens": prompt_words, "completion_tokens": completion_words,
+                 "total_tokens": prompt_words + completion_words}  # fmt: skip
+        if body.get("stream"):
+            chunks = [
+                {"id": ident, "object": "chat.completion.chunk", "created": created,
+                 "model": self.served.name,
+                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": text},
+                              "finish_reason": None}]},
+                {"id": ident, "object": "chat.completion.chunk", "created": created,
+                 "model": self.served.name,
+                 "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+            ]  # fmt: skip
+            stream = b"".join(b"data: " + _dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+            return Response(200, stream, "text/event-stream")
+        answer = {
+            "id": ident,
+            "object": "chat.completion",
+            "created": created,
+            "model": self.served.name,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                }
             ],
+            "usage": usage,
         }
-        if body.id is not None:
-            response["id"] = body.id
-        return response
-
-
-def create_app(served: ServedModel) -> FastAPI:
-    """The OIP v2 app serving `served`."""
-    app = FastAPI(title=f"paved model server: {served.name}", version=served.version)
-    model = _Model(served)
-
-    @app.exception_handler(HTTPException)
-    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return _problem(exc.status_code, "HTTP error", str(exc.detail))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _problem(400, "Bad request", str(exc))
-
-    @app.exception_handler(BadRequestError)
-    async def _bad_request(_: Request, exc: BadRequestError) -> JSONResponse:
-        return _problem(400, "Bad inference request", str(exc))
-
-    @app.get("/v2/health/live")
-    async def live() -> dict[str, bool]:
-        return {"live": True}
-
-    @app.get("/v2/health/ready")
-    async def ready() -> dict[str, bool]:
-        # The model is loaded before the server accepts connections.
-        return {"ready": True}
-
-    @app.get("/v2")
-    async def server_metadata() -> dict[str, Any]:
-        return {"name": "paved-modelserver", "version": "1", "extensions": []}
-
-    @app.get("/v2/models/{name}")
-    async def model_metadata(name: str) -> dict[str, Any]:
-        model.check(name)
-        return model.metadata()
-
-    @app.get("/v2/models/{name}/versions/{version}")
-    async def version_metadata(name: str, version: str) -> dict[str, Any]:
-        model.check(name, version)
-        return model.metadata()
-
-    @app.get("/v2/models/{name}/ready")
-    async def model_ready(name: str) -> dict[str, Any]:
-        model.check(name)
-        return {"name": served.name, "ready": True}
-
-    @app.get("/v2/models/{name}/versions/{version}/ready")
-    async def version_ready(name: str, version: str) -> dict[str, Any]:
-        model.check(name, version)
-        return {"name": served.name, "ready": True}
-
-    @app.post("/v2/models/{name}/infer")
-    async def infer(name: str, request: Request) -> dict[str, Any]:
-        model.check(name)
-        return await model.infer(request)
-
-    @app.post("/v2/models/{name}/versions/{version}/infer")
-    async def infer_version(name: str, version: str, request: Request) -> dict[str, Any]:
-        model.check(name, version)
-        return await model.infer(request)
-
-    return app
-
-
-def _predict(
-    model: Any, features: npt.NDArray[Any], wanted: list[str], declared: dict[str, int]
-) -> dict[str, npt.NDArray[Any]]:
-    """`predict` for the first declared output, `predict_proba` for the second."""
-    out: dict[str, npt.NDArray[Any]] = {}
-    for name in wanted:
-        method = model.predict if declared[name] == 0 else model.predict_proba
-        out[name] = np.asarray(method(features))
-    return out
+        return Response(200, _dumps(answer))

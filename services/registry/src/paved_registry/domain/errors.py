@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from paved_schemas.events import ModelState
 
 
@@ -99,3 +101,109 @@ class StateConflictError(RegistryError):
     def __init__(self, name: str, version: int, state: ModelState, action: str) -> None:
         self.state = state
         super().__init__(f"model {name!r} version {version} is {state.value!r}; cannot {action}")
+
+
+class ManualTransitionError(RegistryError):
+    """A person asked for a state that only the platform's own events may set."""
+
+    title = "State set by the platform"
+
+    def __init__(self, to_state: ModelState) -> None:
+        self.to_state = to_state
+        super().__init__(
+            f"state {to_state.value!r} cannot be requested: it follows from validation, "
+            "approval and deployment events; request 'deprecated' or 'retired'"
+        )
+
+
+class PreconditionFailedError(RegistryError):
+    """The client's ETag (If-Match) is not the record's current one: someone else changed it."""
+
+    title = "Precondition failed"
+
+    def __init__(self, what: str, given: str, current: str) -> None:
+        self.current = current
+        super().__init__(
+            f"{what} changed since you read it: If-Match {given} but the current ETag is "
+            f"{current}; read it again and re-apply your change"
+        )
+
+
+class PreconditionRequiredError(RegistryError):
+    """An update came without If-Match (optimistic concurrency is mandatory)."""
+
+    title = "Precondition required"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"updating {what} needs an If-Match header with the ETag you read "
+            "(GET it first); this prevents overwriting someone else's change"
+        )
+
+
+class UnknownAliasError(RegistryError):
+    """The model has no such alias."""
+
+    title = "Unknown alias"
+
+    def __init__(self, name: str, alias: str) -> None:
+        self.name = name
+        self.alias = alias
+        super().__init__(f"model {name!r} has no alias {alias!r}")
+
+
+class ProtectedAliasError(RegistryError):
+    """A protected alias may only point to an approved (or deployed) version."""
+
+    title = "Protected alias"
+
+    def __init__(self, name: str, alias: str, version: int, state: ModelState) -> None:
+        super().__init__(
+            f"alias {alias!r} of model {name!r} is protected: it can only point to an approved "
+            f"or deployed version, and version {version} is {state.value!r}"
+        )
+
+
+class ReasonRequiredError(RegistryError):
+    """A change that must be justified came without a reason (21 CFR 11.10(e))."""
+
+    title = "Reason required"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} needs a reason: send a non-blank 'reason'")
+
+
+class ImmutableRecordError(RegistryError):
+    """A request to delete or rename a record the registry keeps forever."""
+
+    title = "Records are kept"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+
+
+class InvalidChangeError(RegistryError):
+    """A change that is well-formed but not acceptable (e.g. too many tags)."""
+
+    title = "Invalid change"
+
+    def __init__(self, field: str, detail: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {detail}")
+
+
+class BadQueryError(RegistryError):
+    """A query (or query parameter) that cannot be run: names the parameter and the value."""
+
+    title = "Invalid query"
+
+    def __init__(self, parameter: str, value: Any, detail: str) -> None:
+        self.parameter = parameter
+        self.value = value
+        super().__init__(f"{parameter}: {detail} (got {value!r})")
+
+
+class InvalidParameterError(BadQueryError):
+    """A request parameter the registry cannot accept: names it and its value."""
+
+    title = "Invalid parameter"

@@ -53,6 +53,13 @@ TRANSITIONS: Final[Mapping[ModelState | None, frozenset[ModelState]]] = MappingP
 DEPLOYABLE: Final = frozenset({S.APPROVED, S.DEPLOYED})
 """States in which a deployment may be requested."""
 
+ALIAS_PROTECTABLE: Final = frozenset({S.APPROVED, S.DEPLOYED})
+"""States of a version a protected alias (e.g. ``champion``) may point to."""
+
+MANUAL_TARGETS: Final = frozenset({S.DEPRECATED, S.RETIRED})
+"""States a person may request directly; every other state follows from the facts
+the validator, approver and deployers publish."""
+
 
 class IllegalTransitionError(ValueError):
     """A transition the lifecycle does not allow; the message names both states."""

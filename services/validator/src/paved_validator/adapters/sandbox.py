@@ -54,6 +54,7 @@ SANDBOX_ENV = {
 }
 """The sandbox's whole environment: nothing inherited, so no credentials."""
 
+
 def interpreter_paths_under(prefix: str) -> list[str]:
     """Existing paths the sandboxed interpreter needs (prefixes and sys.path) below ``prefix``,
     outermost only."""
@@ -166,14 +167,8 @@ class Sandbox:
                 "the model without a sandbox (install the 'bubblewrap' package)",
                 0.0,
             )
-        await asyncio.to_thread(self._prepare, scratch, request)
+        await asyncio.to_thread(prepare_scratch, scratch, request)
         return await self._execute(bwrap_path, scratch, started)
-
-    @staticmethod
-    def _prepare(scratch: Path, request: dict[str, Any]) -> None:
-        (scratch / INPUT_DIR).mkdir(parents=True, exist_ok=True)
-        (scratch / WORK_DIR).mkdir(parents=True, exist_ok=True)
-        (scratch / INPUT_DIR / REQUEST_FILE).write_text(json.dumps(request))
 
     async def _execute(self, bwrap_path: str, scratch: Path, started: float) -> SandboxRun:
         # Output goes to files (bounded by RLIMIT_FSIZE), not pipes we would have to drain.
@@ -199,7 +194,7 @@ class Sandbox:
                 if proc.returncode is None:  # cancelled (service stopping): leave nothing behind
                     await _kill(proc)
         wall_ms = _ms(started)
-        report, problem = await asyncio.to_thread(_read_report, scratch / WORK_DIR / RESULT_FILE)
+        report, problem = await asyncio.to_thread(read_report, scratch / WORK_DIR / RESULT_FILE)
         if report is not None:
             return SandboxRun(SandboxStatus.COMPLETED, report, "runner reported", wall_ms, code)
         stderr = await asyncio.to_thread(_tail, scratch / "stderr.log")
@@ -221,6 +216,15 @@ class Sandbox:
         )
 
 
+def prepare_scratch(scratch: Path, request: dict[str, Any]) -> None:
+    """Write the request into ``scratch/input`` and make the writable ``scratch/work``."""
+    (scratch / INPUT_DIR).mkdir(parents=True, exist_ok=True)
+    (scratch / WORK_DIR).mkdir(parents=True, exist_ok=True)
+    # The sandbox user (65534) must be able to write its work dir, also on a shared volume.
+    (scratch / WORK_DIR).chmod(0o777)
+    (scratch / INPUT_DIR / REQUEST_FILE).write_text(json.dumps(request))
+
+
 async def _kill(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
@@ -231,7 +235,8 @@ def _ms(since: float) -> float:
     return (time.monotonic() - since) * 1000
 
 
-def _read_report(path: Path) -> tuple[RunnerReport | None, str]:
+def read_report(path: Path) -> tuple[RunnerReport | None, str]:
+    """The runner's report, parsed strictly and size-bounded; or None and why not."""
     try:
         size = path.stat().st_size
     except FileNotFoundError:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import PurePath
 
-from paved_schemas.events import CheckOutcome, Framework, ValidationCheck
+from paved_schemas.events import CheckOutcome, ValidationCheck
 
+SIZE = "size"
 DIGEST = "digest"
+SIGNATURE = "signature"
 FORMAT = "format"
+SCAN = "scan"
 SMOKE_INFERENCE = "smoke_inference"
 LATENCY = "latency"
-STEPS = (DIGEST, FORMAT, SMOKE_INFERENCE, LATENCY)
+METRICS = "metrics"
+STEPS = (SIZE, DIGEST, SIGNATURE, FORMAT, SCAN, SMOKE_INFERENCE, LATENCY, METRICS)
 """Every check, in the order it runs; a failure skips all later ones."""
 
-PICKLE_SUFFIXES = frozenset({".pkl", ".pickle"})
 MAX_DETAIL_CHARS = 4000
 _BAD = frozenset({CheckOutcome.FAILED, CheckOutcome.ERROR})
 
@@ -24,19 +26,6 @@ def digest_problem(registered: str, observed: str) -> str | None:
     if observed == registered:
         return None
     return f"fetched artifact has digest {observed}, but the registered digest is {registered}"
-
-
-def format_problem(framework: Framework, filename: str) -> str | None:
-    """Why this artifact is not on the format allowlist (None when it is)."""
-    if framework is not Framework.SKLEARN:
-        return f"framework {framework.value!r} not supported by this validator yet (only sklearn)"
-    suffix = PurePath(filename).suffix.lower()
-    if suffix not in PICKLE_SUFFIXES:
-        return (
-            f"sklearn artifact {filename!r} has suffix {suffix or '(none)'!r}; "
-            f"only {', '.join(sorted(PICKLE_SUFFIXES))} pickles are accepted"
-        )
-    return None
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 from paved_schemas.events import ModelVersionRegistered, ValidationCheck
 
-EVIDENCE_FORMAT = "paved.validation.evidence/v1"
+EVIDENCE_FORMAT = "paved.validation.evidence/v2"
 
 
 def evidence_document(
@@ -27,6 +27,8 @@ def evidence_document(
     finished_at: datetime,
     sandbox_profile: dict[str, Any],
     observations: dict[str, Any] | None,
+    details: dict[str, Any] | None = None,
+    html_uri: str | None = None,
 ) -> dict[str, Any]:
     """The report as a JSON-ready dict (times in UTC, ISO 8601)."""
     return {
@@ -38,7 +40,13 @@ def evidence_document(
         "artifact_digest": registration.artifact_digest,
         "observed_digest": observed_digest,
         "framework": registration.framework.value,
+        "risk_tier": registration.model_card.risk_tier.value,
         "signature": registration.signature.model_dump(mode="json"),
+        "metric_thresholds": {
+            k: v.model_dump(mode="json")
+            for k, v in (registration.model_card.metric_thresholds or {}).items()
+        },
+        "registered_by": registration.registered_by,
         "registration_event_id": registration_event_id,
         "correlation_id": correlation_id,
         "validator_version": validator_version,
@@ -47,8 +55,10 @@ def evidence_document(
         "passed": passed,
         "reasons": reasons,
         "checks": [c.model_dump(mode="json") for c in checks],
+        "details": details or {},
         "sandbox_profile": sandbox_profile,
         "sandbox_observations": observations,
+        "html_report_uri": html_uri,
     }
 
 

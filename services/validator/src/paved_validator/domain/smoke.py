@@ -52,6 +52,13 @@ class LatencyPhase(Phase):
     samples_ms: list[Annotated[float, Field(ge=0)]] = Field(default_factory=list, max_length=10_000)
 
 
+class EvaluationPhase(Phase):
+    rows: Annotated[int, Field(ge=0)] = 0
+    files: list[Annotated[str, StringConstraints(pattern=r"^[a-z_]+\.npy$")]] = Field(
+        default_factory=list, max_length=2
+    )
+
+
 class RunnerReport(_Strict):
     """What the sandbox runner observed; a phase is absent when it was not reached."""
 
@@ -59,6 +66,7 @@ class RunnerReport(_Strict):
     load: Phase | None = None
     inference: InferencePhase | None = None
     latency: LatencyPhase | None = None
+    evaluation: EvaluationPhase | None = None
 
 
 def runner_request(
@@ -69,17 +77,38 @@ def runner_request(
     latency_calls: int,
     memory_mb: int,
     cpu_s: int,
+    kind: str = "pickle",
+    eval_file: str | None = None,
 ) -> dict[str, Any]:
     """The JSON request the sandbox runner reads."""
     return {
         "format": RUNNER_FORMAT,
         "model_file": model_file,
         "framework": framework,
+        "kind": kind,
+        "eval_file": eval_file,
         "inputs": [t.model_dump(mode="json") for t in signature.inputs],
         "outputs": [t.model_dump(mode="json") for t in signature.outputs],
         "latency_calls": latency_calls,
         "limits": {"memory_mb": memory_mb, "cpu_s": cpu_s},
     }
+
+
+def signature_problem(kind: str, signature: ModelSignature) -> str | None:
+    """Why a model of this kind cannot be smoke-tested against the signature (None: it can)."""
+    if kind == "pickle":
+        return sklearn_signature_problem(signature)
+    if len(signature.inputs) != 1:
+        return (
+            f"the smoke test feeds one input tensor; the signature declares {len(signature.inputs)}"
+        )
+    if kind == "safetensors" and len(signature.outputs) != 1:
+        return (
+            f"a safetensors MLP gives one output; the signature declares {len(signature.outputs)}"
+        )
+    if not signature.outputs:
+        return "the signature declares no outputs"
+    return None
 
 
 def sklearn_signature_problem(signature: ModelSignature) -> str | None:

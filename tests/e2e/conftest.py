@@ -1,8 +1,11 @@
-"""The whole platform for end-to-end tests: the five services as real processes on
-the session's real Kafka and PostgreSQL, on free ports."""
+"""The whole platform for end-to-end tests: the five services as real processes on a
+Kafka and PostgreSQL of their own (free ports), so the platform starts from empty topics
+exactly as `make up` does, not from the history other test modules left behind."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,15 +13,35 @@ from typing import Any
 
 import pytest
 from e2e_support import E2E
+from paved_shared.devstack import DevStack
 from paved_shared.platform import Platform, ephemeral_specs
 
 
 @pytest.fixture(scope="session")
-def e2e(stack: Any) -> Iterator[E2E]:
+def e2e_stack() -> Iterator[DevStack]:
+    """A dedicated Kafka + PostgreSQL for the platform under test."""
+    run_dir = Path(tempfile.mkdtemp(prefix="paved-e2e-stack-"))
+    os.chmod(run_dir, 0o755)  # the postgres user must enter it
+    shared_kafka = DevStack.from_env().kafka
+    shared_kafka.fetch()
+    dev = DevStack.ephemeral(run_dir)
+    dev.kafka.libs.symlink_to(shared_kafka.libs, target_is_directory=True)
+    try:
+        dev.up()
+        yield dev
+    finally:
+        dev.down()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def e2e(e2e_stack: DevStack) -> Iterator[E2E]:
+    stack = e2e_stack.env()
+    bootstrap, dsn = stack["PAVED_KAFKA_BOOTSTRAP"], stack["PAVED_DATABASE_URL"]
     run_dir = Path(tempfile.mkdtemp(prefix="paved-e2e-"))
     base_env = {
-        "PAVED_KAFKA_BOOTSTRAP": stack.bootstrap,
-        "PAVED_DATABASE_URL": stack.dsn,
+        "PAVED_KAFKA_BOOTSTRAP": bootstrap,
+        "PAVED_DATABASE_URL": dsn,
         "PAVED_ENVIRONMENT": "test",
         "PAVED_LOG_JSON": "false",
         "PAVED_VALIDATOR_EVIDENCE_DIR": str(run_dir / "evidence"),
@@ -29,7 +52,7 @@ def e2e(stack: Any) -> Iterator[E2E]:
     platform = Platform(run_dir, base_env, ephemeral_specs(run_dir / "deployments"))
     try:
         platform.start_all()
-        yield E2E(platform, stack.bootstrap, stack.dsn, run_dir / "artifacts")
+        yield E2E(platform, bootstrap, dsn, run_dir / "artifacts")
     finally:
         platform.stop_all()
 

@@ -26,6 +26,7 @@ from paved_schemas.events import (
     ModelSignature,
     RegisterModelVersion,
     RequestDeployment,
+    RequestUndeployment,
 )
 
 pytestmark = pytest.mark.e2e
@@ -167,6 +168,21 @@ async def test_happy_path_register_validate_approve_deploy_predict_audit(
         assert _infer(ready.data.endpoint_url, sample) == m.model.predict(sample).tolist()
         final = wait_state(sam, model, version, {"deployed"})
         assert final["deployments"][0]["status"] == "ready"
+
+    # Undeploy this one deployment (the version itself stays deployable).
+    await publish_command(
+        e2e.bootstrap,
+        RequestUndeployment(
+            deployment_id=dep["deployment_id"], target=DeploymentTarget.LOCAL,
+            reason="replaced by a newer deployment", requested_by="sam",
+        ),
+        actor="user:sam", actorname="Sam Scientist",
+    )  # fmt: skip
+    retired = await _wait_status(e2e.bootstrap, dep["deployment_id"], "retired")
+    assert retired.data.status == "retired", retired.data.reason
+    assert "replaced by a newer deployment" in (retired.data.reason or "")
+    with pytest.raises(httpx.HTTPError):
+        _infer(ready.data.endpoint_url, sample)
     assert await _assert_audited_once(e2e, {model}) >= 10
 
 

@@ -895,6 +895,31 @@ class RequestDeployment(Command):
         return f"deployments/{self.deployment_id}"
 
 
+class RequestUndeployment(Command):
+    """Command: take one deployment down (its servers stop; status becomes retired)."""
+
+    TYPE: ClassVar[str] = "dev.paved.deployment.undeploy.v1"
+    TOPIC: ClassVar[str] = topics.DEPLOYMENT_REQUESTS
+
+    deployment_id: DeploymentId
+    target: DeploymentTarget = Field(
+        description="Which deployer acts on this request.", examples=[DeploymentTarget.LOCAL]
+    )
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
+        description="Why it is taken down (recorded in the audit trail).",
+        examples=["replaced by the champion deployment"],
+    )
+    requested_by: PrincipalId = Field(description="User id of the requester.", examples=["carol"])
+
+    def key(self) -> str:
+        """The deployment id, so one deployment's messages stay in order."""
+        return self.deployment_id
+
+    def default_subject(self) -> str:
+        """`deployments/<id>`."""
+        return f"deployments/{self.deployment_id}"
+
+
 class DeploymentStatusChanged(Event):
     """A deployer moved a deployment to a new status."""
 

@@ -25,6 +25,7 @@ from paved_schemas.events import (
     RegisteredModelUpdated,
     RegisterModelVersion,
     RequestDeployment,
+    RequestUndeployment,
     RetireModelVersion,
 )
 
@@ -39,6 +40,7 @@ CONTRACTS: Final[tuple[type[Contract], ...]] = (
     ApprovalExpired,
     ApprovalDecisionRecorded,
     RequestDeployment,
+    RequestUndeployment,
     DeploymentStatusChanged,
     RetireModelVersion,
     ModelVersionRetired,

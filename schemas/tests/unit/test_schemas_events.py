@@ -107,6 +107,7 @@ def test_every_field_of_every_model_is_documented_with_examples() -> None:
 
 _KEY_FIELD = {
     "RequestDeployment": "deployment_id",
+    "RequestUndeployment": "deployment_id",
     "DeploymentStatusChanged": "deployment_id",
     "AuditRecordSealed": "event_id",
     "AuditCheckpointSigned": "origin",

@@ -14,6 +14,7 @@ from paved_schemas.events import (
     ModelVersionRegistered,
     ModelVersionRetired,
     RequestDeployment,
+    RequestUndeployment,
 )
 from paved_shared.db import load_migrations
 from paved_shared.service import ServiceRuntime
@@ -30,6 +31,7 @@ from paved_deployer.handlers import (
     on_approval_event,
     on_deployment_request,
     on_model_event,
+    on_undeploy_request,
 )
 from paved_deployer.ports import DeployTarget
 from paved_deployer.reconciler import Reconciler
@@ -93,6 +95,12 @@ def create_runtime(
         functools.partial(on_deployment_request, deps=deps),
         event_types={RequestDeployment.TYPE},
         description="Deployment requests; only those for this target are acted on.",
+    )
+    runtime.subscribe(
+        topics.DEPLOYMENT_REQUESTS,
+        functools.partial(on_undeploy_request, deps=deps),
+        event_types={RequestUndeployment.TYPE},
+        description="Undeployment requests for this target: stop, then report retired.",
     )
     runtime.subscribe(
         topics.APPROVAL_EVENTS,

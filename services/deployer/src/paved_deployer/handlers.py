@@ -20,7 +20,9 @@ from paved_schemas.events import (
     ModelVersionRegistered,
     ModelVersionRetired,
     RequestDeployment,
+    RequestUndeployment,
 )
+from paved_shared.consumer import PermanentError
 from paved_shared.db import Connection
 
 from paved_deployer import store
@@ -90,6 +92,27 @@ async def on_deployment_request(env: Envelope[Any], conn: Connection, *, deps: H
     )
     if isinstance(verdict, Refuse):
         await _fail(conn, row, verdict.reason, deps)
+    await store.notify(conn, row.deployment_id)
+
+
+async def on_undeploy_request(env: Envelope[Any], conn: Connection, *, deps: HandlerDeps) -> None:
+    """`RequestUndeployment` for this target: desired=stopped; the reconciler stops the
+    servers and publishes `retired` with the reason. Unknown ids are dead-lettered."""
+    data: RequestUndeployment = env.data
+    if data.target.value != deps.target:
+        return
+    row = await store.get(conn, data.deployment_id, lock=True)
+    if row is None:
+        raise PermanentError(
+            f"deployment {data.deployment_id!r} is unknown to the {deps.target} deployer; "
+            "nothing to undeploy"
+        )
+    if row.desired == "stopped" or row.status not in ACTIVE:
+        log.info("deployment %s is already down (%s); nothing to undeploy",
+                 data.deployment_id, row.status)  # fmt: skip
+        return
+    row = await store.set_cause(conn, row, env)
+    await store.request_stop(conn, row, f"undeployed by {data.requested_by}: {data.reason}")
     await store.notify(conn, row.deployment_id)
 
 

@@ -428,3 +428,44 @@ async def test_restart_reconciles_desired_and_actual_state(
     finally:
         await second.stop_all()
     await world.nothing_runs(dep, run_dir)
+
+
+async def test_undeploy_takes_one_deployment_down(
+    stack: Any, kit: Any, world: World, tmp_path: Path, run_dir: Path
+) -> None:
+    """The same undeploy request gives the same statuses on every target, and leaves
+    nothing running; the version itself stays approved for other deployments."""
+    from paved_schemas.envelope import Envelope
+    from paved_schemas.events import DeploymentTarget, RequestUndeployment
+
+    model, dep = unique("churn"), unique("dep")
+    v1 = kit.train(tmp_path / "v1", seed=5)
+    uri = await world.artifact_uri(v1, f"{model}-1")
+    target = world.target
+    config = kit.settings(stack, run_dir, **world.settings)
+    await kit.start_at_end(stack.bootstrap, config.consumer_group)
+    deployer = kit.deployer(config)
+    await deployer.start()
+    try:
+        await kit.publish(
+            stack.bootstrap,
+            kit.registered(v1, model, 1, uri=uri),
+            kit.granted(model, v1.digest, 1),
+            kit.request(dep, model, v1.digest, 1, target),
+        )
+        seen = await kit.statuses(stack.bootstrap, dep, at(S.READY))
+        assert statuses_of(seen) == [("pending", 1), ("provisioning", 1), ("ready", 1)]
+        undeploy = Envelope.new(
+            RequestUndeployment(
+                deployment_id=dep, target=DeploymentTarget(target),
+                reason="traffic moved to the champion", requested_by="carol",
+            ),
+            source="/paved/test", actor="user:carol", actorname="Carol Example",
+        )  # fmt: skip
+        await kit.publish(stack.bootstrap, undeploy)
+        seen = await kit.statuses(stack.bootstrap, dep, at(S.RETIRED))
+        assert statuses_of(seen)[3:] == [("retired", 1)]
+        assert "undeployed by carol: traffic moved to the champion" in (seen[-1].reason or "")
+        await world.nothing_left(deployer, dep, run_dir)
+    finally:
+        await deployer.stop_all()

@@ -82,8 +82,13 @@ schemas-check: ## fail when committed JSON Schemas are stale or incompatible
 asyncapi: ## regenerate the services' AsyncAPI documents from their faststream apps
 	$(PY) -m paved_cli.asyncapi
 
+.PHONY: test-prereqs
+test-prereqs: ## build/fetch what integration tests run (cached in .run/): kube-apiserver + etcd, Keycloak
+	bash services/deployer/scripts/build-kube-apiserver.sh
+	bash infra/oidc/keycloak.sh fetch
+
 .PHONY: test
-test: setup lint typecheck schemas-check asyncapi-check ## everything: lint, types, schema check, unit + integration + e2e tests
+test: setup lint typecheck schemas-check asyncapi-check test-prereqs ## everything: lint, types, schema check, unit + integration + e2e tests
 	$(UV) run --frozen pytest
 
 .PHONY: bench-registry

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
@@ -111,3 +112,13 @@ async def ensure_topics(
 def _single_node(admin: AIOKafkaAdminClient) -> bool:
     brokers = admin._client.cluster.brokers()
     return len(brokers) < 3
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic``, for a group-less consumer to ``assign`` (refreshes the
+    metadata once when the consumer has not seen the topic yet)."""
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(parts)]

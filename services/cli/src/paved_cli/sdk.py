@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from paved_schemas import topics
 from paved_schemas.base import Contract
 from paved_schemas.envelope import ContractError, Envelope, parse_envelope
 from paved_schemas.events import DeploymentStatusChanged
+from paved_shared.kafka import topic_partitions
 
 JSON = dict[str, Any]
 
@@ -687,11 +688,7 @@ async def watch_deployments(
     )
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topics.DEPLOYMENT_STATUS)
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topics.DEPLOYMENT_STATUS) or set()
-        assigned = [TopicPartition(topics.DEPLOYMENT_STATUS, p) for p in sorted(parts)]
+        assigned = await topic_partitions(consumer, topics.DEPLOYMENT_STATUS)
         consumer.assign(assigned)
         if from_beginning:
             await consumer.seek_to_beginning(*assigned)

@@ -33,6 +33,7 @@ from paved_schemas import topics
 from paved_schemas._types import SLUG_PATTERN
 from paved_schemas.envelope import ContractError, parse_envelope
 from paved_schemas.events import DeploymentStatus, DeploymentStatusChanged
+from paved_shared.kafka import topic_partitions
 
 from paved_registry.problems import ProblemError
 
@@ -85,11 +86,9 @@ async def stream_status(  # noqa: PLR0912 - the filters and stop rules of one st
     )
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(topics.DEPLOYMENT_STATUS)
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topics.DEPLOYMENT_STATUS) or set()
-        ordered = sorted(parts)
+        ordered = [
+            tp.partition for tp in await topic_partitions(consumer, topics.DEPLOYMENT_STATUS)
+        ]
         if deployment_id is not None and ordered:
             # Producers partition by key with Kafka's default (murmur2) partitioner.
             chosen = DefaultPartitioner()(deployment_id.encode(), ordered, ordered)

@@ -10,19 +10,50 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+if typing.TYPE_CHECKING:
+    from paved_shared.kafka import KafkaAuth
+
 
 @dataclass(frozen=True)
 class StackInfo:
-    """Where the test session's Kafka and PostgreSQL listen."""
+    """Where the test session's Kafka and PostgreSQL listen, and the Kafka secrets folder.
+
+    Kafka has SASL/SCRAM and ACLs on. Test code that builds its own clients runs as the
+    cluster administrator (``PAVED_KAFKA_SASL_*`` in the environment, read by
+    ``KafkaAuth.from_env``); ``auth(principal)`` gives one service's or client's own
+    principal, e.g. to show the broker refusing it.
+    """
 
     bootstrap: str
     dsn: str
+    secrets_dir: Path | None = None
+
+    def auth(self, principal: str) -> KafkaAuth:
+        from paved_shared.kafka_acl import SecretsDir
+
+        if self.secrets_dir is None:
+            raise RuntimeError("this reused stack has no PAVED_KAFKA_SECRETS_DIR")
+        return SecretsDir(self.secrets_dir).auth(principal)
+
+    def service_env(self, principal: str) -> dict[str, str]:
+        """Environment for a process that runs as ``principal``."""
+        return self.auth(principal).env()
+
+
+_KAFKA_ENV = (
+    "PAVED_KAFKA_SECURITY_PROTOCOL",
+    "PAVED_KAFKA_SASL_MECHANISM",
+    "PAVED_KAFKA_SASL_USERNAME",
+    "PAVED_KAFKA_SASL_PASSWORD",
+    "PAVED_KAFKA_SECRETS_DIR",
+)
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +61,10 @@ def stack() -> Iterator[StackInfo]:
     if (bs := os.environ.get("PAVED_TEST_KAFKA_BOOTSTRAP")) and (
         dsn := os.environ.get("PAVED_TEST_DATABASE_URL")
     ):
-        yield StackInfo(bootstrap=bs, dsn=dsn)
+        secrets_dir = os.environ.get("PAVED_KAFKA_SECRETS_DIR")
+        yield StackInfo(
+            bootstrap=bs, dsn=dsn, secrets_dir=Path(secrets_dir) if secrets_dir else None
+        )
         return
     from paved_shared.devstack import DevStack
 
@@ -42,10 +76,20 @@ def stack() -> Iterator[StackInfo]:
     shared_kafka.fetch()
     dev = DevStack.ephemeral(run_dir)
     dev.kafka.libs.symlink_to(shared_kafka.libs, target_is_directory=True)
+    saved = {k: os.environ.get(k) for k in _KAFKA_ENV}
     try:
         dev.up()
-        yield StackInfo(bootstrap=dev.kafka.bootstrap, dsn=dev.postgres.dsn)
+        os.environ.update(dev.kafka.admin_auth().env())
+        os.environ["PAVED_KAFKA_SECRETS_DIR"] = str(dev.kafka.secrets.path)
+        yield StackInfo(
+            bootstrap=dev.kafka.bootstrap, dsn=dev.postgres.dsn, secrets_dir=dev.kafka.secrets.path
+        )
     finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         dev.down()
         shutil.rmtree(run_dir, ignore_errors=True)
 

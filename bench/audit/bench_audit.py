@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from paved_shared.kafka import kafka_auth
 
 
 def sample_templates() -> list[dict[str, Any]]:
@@ -93,7 +94,8 @@ def rate(n: int, seconds: float) -> str:
 async def produce(bootstrap: str, topic: str, n: int) -> float:
     templates = sample_templates()
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(),
+        acks="all", enable_idempotence=True, linger_ms=20,
         max_batch_size=512 * 1024,
     )  # fmt: skip
     await producer.start()
@@ -117,7 +119,8 @@ async def produce(bootstrap: str, topic: str, n: int) -> float:
 
 async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(),
+        enable_auto_commit=False, auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
     )  # fmt: skip
     await consumer.start()

@@ -78,8 +78,11 @@ async def read_envelopes(bootstrap: str, topic_names: list[str]) -> list[Any]:
     """Every envelope on the topics, from offset 0 up to their current end."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from paved_schemas.envelope import ContractError, parse_envelope
+    from paved_shared.kafka import kafka_auth
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), enable_auto_commit=False
+    )
     await consumer.start()
     out: list[Any] = []
     try:

@@ -128,3 +128,100 @@ def topic_spec(name: str) -> TopicSpec:
         if spec.name == name:
             return spec
     raise KeyError(f"unknown topic {name!r}; known topics: {', '.join(t.name for t in ALL_TOPICS)}")
+
+
+# -- Who may publish and read what (docs/adr/0012-threat-model.md) ----------------------
+# One Kafka principal per service and per kind of external client. The broker enforces
+# this map as ACLs (`paved_shared.kafka_acl`), and every consumer checks it again for each
+# record it accepts (`paved_shared.consumer`): an event is taken only from the topic its
+# type belongs to, sent by the service that owns that topic.
+
+PRINCIPAL_REGISTRY: Final = "registry"
+PRINCIPAL_VALIDATOR: Final = "validator"
+PRINCIPAL_APPROVER: Final = "approver"
+PRINCIPAL_DEPLOYER_LOCAL: Final = "deployer-local"
+PRINCIPAL_DEPLOYER_AWS: Final = "deployer-aws"
+PRINCIPAL_DEPLOYER_GCP: Final = "deployer-gcp"
+PRINCIPAL_AUDIT: Final = "audit"
+PRINCIPAL_PIPELINE: Final = "pipeline"
+"""Pipelines and people's tools (SDK, CLI): send registration commands, watch status."""
+PRINCIPAL_AUDITOR: Final = "auditor"
+"""Inspectors replaying the audit trail: read-only."""
+
+DEPLOYER_PRINCIPALS: Final = (PRINCIPAL_DEPLOYER_LOCAL, PRINCIPAL_DEPLOYER_AWS,
+                              PRINCIPAL_DEPLOYER_GCP)  # fmt: skip
+SERVICE_PRINCIPALS: Final = (
+    PRINCIPAL_REGISTRY,
+    PRINCIPAL_VALIDATOR,
+    PRINCIPAL_APPROVER,
+    *DEPLOYER_PRINCIPALS,
+    PRINCIPAL_AUDIT,
+)
+ALL_PRINCIPALS: Final = (*SERVICE_PRINCIPALS, PRINCIPAL_PIPELINE, PRINCIPAL_AUDITOR)
+
+TOPIC_WRITERS: Final = MappingProxyType(
+    {
+        REGISTRATION_REQUESTS: (PRINCIPAL_PIPELINE,),
+        MODEL_EVENTS: (PRINCIPAL_REGISTRY,),
+        VALIDATION_EVENTS: (PRINCIPAL_VALIDATOR,),
+        APPROVAL_EVENTS: (PRINCIPAL_APPROVER,),
+        DEPLOYMENT_REQUESTS: (PRINCIPAL_REGISTRY,),
+        DEPLOYMENT_STATUS: DEPLOYER_PRINCIPALS,
+        # Retirement goes through the registry API; no client principal may send it.
+        RETIREMENT_REQUESTS: (),
+        AUDIT: (PRINCIPAL_AUDIT,),
+        DEAD_LETTER: SERVICE_PRINCIPALS,
+    }
+)
+"""The principals the broker lets write each topic (the owning service of an event topic;
+the clients of a command topic; every consumer for dead letters)."""
+
+_DEPLOYER_READS: Final = (DEPLOYMENT_REQUESTS, APPROVAL_EVENTS, MODEL_EVENTS, VALIDATION_EVENTS)
+
+PRINCIPAL_READS: Final = MappingProxyType(
+    {
+        PRINCIPAL_REGISTRY: (
+            REGISTRATION_REQUESTS,
+            RETIREMENT_REQUESTS,
+            VALIDATION_EVENTS,
+            APPROVAL_EVENTS,
+            DEPLOYMENT_STATUS,
+        ),
+        PRINCIPAL_VALIDATOR: (MODEL_EVENTS,),
+        PRINCIPAL_APPROVER: (MODEL_EVENTS, VALIDATION_EVENTS),
+        PRINCIPAL_DEPLOYER_LOCAL: _DEPLOYER_READS,
+        PRINCIPAL_DEPLOYER_AWS: _DEPLOYER_READS,
+        PRINCIPAL_DEPLOYER_GCP: _DEPLOYER_READS,
+        PRINCIPAL_AUDIT: (*LIFECYCLE_TOPICS, AUDIT),
+        PRINCIPAL_PIPELINE: (VALIDATION_EVENTS, DEPLOYMENT_STATUS),
+        PRINCIPAL_AUDITOR: (*LIFECYCLE_TOPICS, AUDIT),
+    }
+)
+"""The topics each principal may read."""
+
+PRINCIPAL_GROUPS: Final = MappingProxyType(
+    {
+        PRINCIPAL_REGISTRY: (GROUP_REGISTRY,),
+        PRINCIPAL_VALIDATOR: (GROUP_VALIDATOR,),
+        PRINCIPAL_APPROVER: (GROUP_APPROVER,),
+        PRINCIPAL_DEPLOYER_LOCAL: (GROUP_DEPLOYER_LOCAL,),
+        PRINCIPAL_DEPLOYER_AWS: (GROUP_DEPLOYER_AWS,),
+        PRINCIPAL_DEPLOYER_GCP: (GROUP_DEPLOYER_GCP,),
+        PRINCIPAL_AUDIT: (GROUP_AUDIT,),
+        PRINCIPAL_PIPELINE: (),
+        PRINCIPAL_AUDITOR: (),
+    }
+)
+"""The consumer groups each principal may join (group-less readers need none)."""
+
+
+def event_sources(topic: str) -> frozenset[str]:
+    """The CloudEvents ``source`` values an event on ``topic`` may carry: ``/paved/<owner>``.
+
+    Empty (no check) for command topics, whose senders are identified by a verified token
+    instead, and for dead letters, which any consumer writes under its group's name (and a
+    refused dead letter must not be dead-lettered again).
+    """
+    if topic in (REGISTRATION_REQUESTS, RETIREMENT_REQUESTS, DEAD_LETTER):
+        return frozenset()
+    return frozenset(f"/paved/{p}" for p in TOPIC_WRITERS.get(topic, ()))

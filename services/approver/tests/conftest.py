@@ -27,6 +27,7 @@ from paved_schemas.events import (
     ModelVersionValidated,
     RegisteredModelCreated,
 )
+from paved_shared.kafka import kafka_auth
 from paved_shared.service import ServiceRuntime
 from paved_shared.testing import unique, wait_for
 from prometheus_client import CollectorRegistry
@@ -158,6 +159,7 @@ class Kafka:
         consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=self.bootstrap,
+            **kafka_auth().aiokafka(),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
         )
@@ -337,7 +339,10 @@ def approver_factory(stack: Any) -> Callable[..., AbstractAsyncContextManager[Ap
 @pytest.fixture(scope="session")
 async def kafka(stack: Any) -> AsyncIterator[Kafka]:
     producer = AIOKafkaProducer(
-        bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True
+        bootstrap_servers=stack.bootstrap,
+        **kafka_auth().aiokafka(),
+        acks="all",
+        enable_idempotence=True,
     )
     await producer.start()
     try:

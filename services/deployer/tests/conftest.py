@@ -42,7 +42,7 @@ from paved_schemas.events import (
     SignatureMeaning,
 )
 from paved_shared.artifacts import sha256_file
-from paved_shared.kafka import make_broker
+from paved_shared.kafka import kafka_auth, make_broker
 from paved_shared.testing import unique
 from prometheus_client import CollectorRegistry
 from sklearn.linear_model import LogisticRegression
@@ -264,7 +264,8 @@ async def statuses(
 ) -> list[DeploymentStatusChanged]:
     """Status events of one deployment, read from the start, until `until` holds."""
     consumer = AIOKafkaConsumer(
-        topics.DEPLOYMENT_STATUS, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        topics.DEPLOYMENT_STATUS, bootstrap_servers=bootstrap, **kafka_auth().aiokafka(),
+        auto_offset_reset="earliest",
         enable_auto_commit=False,
     )  # fmt: skip
     await consumer.start()
@@ -295,8 +296,8 @@ async def start_at_end(bootstrap: str, group: str) -> None:
 
     await ensure_topics(bootstrap, topics.ALL_TOPICS)
     names = (topics.DEPLOYMENT_REQUESTS, topics.MODEL_EVENTS, topics.APPROVAL_EVENTS)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)  # fmt: skip
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_auth().aiokafka(),
+                                group_id=group, enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()

@@ -34,7 +34,7 @@ from paved_schemas.events import (
     RiskTier,
     ValidationCheck,
 )
-from paved_shared.kafka import ensure_topics
+from paved_shared.kafka import ensure_topics, kafka_auth
 from paved_shared.service import ServiceRuntime
 from paved_shared.testing import read_all, unique, wait_for
 from prometheus_client import CollectorRegistry
@@ -148,7 +148,9 @@ def deployment_status(
 
 async def publish(bootstrap: str, *envelopes: Envelope[Any]) -> None:
     """Send envelopes to their contract's topic, keyed as the contract says."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         for env in envelopes:
@@ -187,7 +189,10 @@ async def start_group_at_end(bootstrap: str, group: str, names: tuple[str, ...])
     """Commit ``group``'s offsets at the end of ``names``, so a new registry consumes only
     what this test sends, not the whole history other tests left on the shared topics."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        **kafka_auth().aiokafka(),
+        group_id=group,
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:

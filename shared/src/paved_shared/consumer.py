@@ -29,6 +29,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.message import StreamMessage
 from faststream.params.no_cast import NoCastField
+from paved_schemas import topics
 from paved_schemas.envelope import ContractError, Envelope, parse_envelope
 from paved_schemas.registry import EVENT_TYPES
 from prometheus_client import Counter
@@ -57,6 +58,36 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
 )
+
+
+_CONTRACT_TOPICS = frozenset(t.name for t in topics.ALL_TOPICS)
+
+
+def provenance_problem(envelope: Envelope[Any], topic: str) -> str | None:
+    """Why an event may not be accepted from ``topic`` (None: it may).
+
+    On a contract topic an event is taken only if its type belongs to that topic and its
+    ``source`` is the service that owns the topic (``topics.TOPIC_WRITERS``). The broker's
+    ACLs already keep other principals from writing there; this is the second wall, and
+    it also refuses an owner publishing another service's fact on its own topic (e.g. an
+    ``ApprovalGranted`` on the registry's model events).
+    """
+    if topic not in _CONTRACT_TOPICS:
+        return None
+    cls = EVENT_TYPES.get(envelope.type)
+    if cls is not None and topic != cls.TOPIC:
+        return f"event type {envelope.type!r} belongs on topic {cls.TOPIC!r}, not on {topic!r}"
+    sources = topics.event_sources(topic)
+    if sources and envelope.source not in sources:
+        return (
+            f"source {envelope.source!r} does not own topic {topic!r} "
+            f"(accepted: {', '.join(sorted(sources))})"
+        )
+    return None
+
+
+class ProvenanceError(Exception):
+    """An event arrived from a topic or source that does not own it (dead-lettered)."""
 
 
 class PermanentError(Exception):
@@ -202,6 +233,11 @@ class EventConsumer:
             envelope = parse_envelope(delivery.value)
         except ContractError as exc:
             await self._dead_letter(delivery, reason=str(exc), error_type="ContractError")
+            return self._count(delivery, "dead_lettered")
+        if (problem := provenance_problem(envelope, delivery.topic)) is not None:
+            await self._dead_letter(
+                delivery, reason=problem, error_type=ProvenanceError.__name__, envelope=envelope
+            )
             return self._count(delivery, "dead_lettered")
         if wanted is not None and envelope.type not in wanted:
             return self._count(delivery, "skipped")

@@ -25,6 +25,11 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from paved_shared.kafka import KafkaAuth
+    from paved_shared.kafka_acl import SecretsDir
 
 KAFKA_POM = "infra/kafka/pom.xml"
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
@@ -129,6 +134,21 @@ class KafkaNode:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def secrets(self) -> SecretsDir:
+        """Generated SCRAM passwords of the broker, the administrator and every principal."""
+        from paved_shared.kafka_acl import SecretsDir
+
+        return SecretsDir(self.run_dir / "secrets" / "kafka")
+
+    def admin_auth(self) -> KafkaAuth:
+        """The cluster administrator (a super user): provisioning only, never a service."""
+        return self.secrets.auth("admin")
+
+    def auth(self, principal: str) -> KafkaAuth:
+        """The credentials of one Paved principal (``registry``, ``pipeline``, ...)."""
+        return self.secrets.auth(principal)
+
     def fetch(self) -> None:
         """Copy the pinned Kafka jars from Maven Central (once)."""
         marker = self.libs / ".complete"
@@ -150,17 +170,44 @@ class KafkaNode:
     def _write_config(self) -> Path:
         data = self.home / "data"
         data.mkdir(parents=True, exist_ok=True)
+        from paved_shared.kafka_acl import ADMIN_USER, BROKER_USER
+
+        broker_pw = self.secrets.password(BROKER_USER)
+        # Clients (services, pipelines, auditors) authenticate with SCRAM on BROKER; the
+        # controller listener takes PLAIN for the broker itself only (KRaft cannot use
+        # SCRAM there: the credentials live in the metadata it serves). Nothing is
+        # anonymous, and the StandardAuthorizer refuses whatever no ACL allows.
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
             "listeners": (
-                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+                f"BROKER://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "advertised.listeners": f"BROKER://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "BROKER",
+            "listener.security.protocol.map": "BROKER:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.broker.sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
+            **{
+                f"listener.name.broker.{mech}.sasl.jaas.config": (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                    f'username="{BROKER_USER}" password="{broker_pw}";'
+                )
+                for mech in ("scram-sha-512", "scram-sha-256")
+            },
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                f'username="{BROKER_USER}" password="{broker_pw}" '
+                f'user_{BROKER_USER}="{broker_pw}";'
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{BROKER_USER};User:{ADMIN_USER}",
             "log.dirs": str(data),
             "num.partitions": "3",
             "auto.create.topics.enable": "false",
@@ -174,7 +221,9 @@ class KafkaNode:
             "min.insync.replicas": "1",
         }
         cfg = self.home / "server.properties"
-        cfg.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        fd = os.open(cfg, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a password
+        with os.fdopen(fd, "w") as fh:
+            fh.write("".join(f"{k}={v}\n" for k, v in props.items()))
         log_cfg = self.home / "log4j2.properties"
         log_cfg.write_text(
             "status = warn\n"
@@ -206,15 +255,38 @@ class KafkaNode:
         if port_open(self.port):
             raise DevStackError(f"port {self.port} is taken by something else (PAVED_KAFKA_PORT)")
         self.fetch()
+        from paved_shared.kafka_acl import ADMIN_USER, BROKER_USER, provision
+
         cfg = self._write_config()
-        if not (self.home / "data" / "meta.properties").exists():
+        data = self.home / "data"
+        marker = self.home / ".scram-bootstrapped"
+        if (data / "meta.properties").exists() and not marker.exists():
+            # A data folder from before Kafka had users: its metadata has no SCRAM
+            # credentials and cannot be given any offline. Dev data only; start afresh.
+            print(f"kafka: {data} predates SASL; formatting it afresh", file=sys.stderr)
+            shutil.rmtree(data)
+            data.mkdir(parents=True)
+        if not (data / "meta.properties").exists():
+            bootstrap_users = {
+                BROKER_USER: self.secrets.password(BROKER_USER),
+                ADMIN_USER: self.secrets.password("admin"),
+            }
+            scram = [
+                arg
+                for user, pw in bootstrap_users.items()
+                for arg in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={pw}]")
+            ]
             fmt = subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "-t", _kafka_cluster_id(),
-                           "-c", str(cfg)),
+                           "-c", str(cfg), *scram),
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if fmt.returncode != 0:
-                raise DevStackError(f"kafka storage format failed: {fmt.stdout}{fmt.stderr}")
+                detail = f"{fmt.stdout}{fmt.stderr}"
+                for pw in bootstrap_users.values():
+                    detail = detail.replace(pw, "***")
+                raise DevStackError(f"kafka storage format failed: {detail}")
+            marker.touch()
         out = (self.home / "stdout.log").open("ab")
         proc = subprocess.Popen(
             self._java("kafka.Kafka", str(cfg)),
@@ -228,7 +300,8 @@ class KafkaNode:
                 raise DevStackError(
                     f"kafka exited with {proc.returncode}; see {self.home / 'stdout.log'}"
                 )
-            if port_open(self.port) and _kafka_ready(self.bootstrap):
+            if port_open(self.port) and _kafka_ready(self.bootstrap, self.admin_auth()):
+                provision(self.bootstrap, self.admin_auth(), self.secrets)
                 return
             time.sleep(0.3)
         raise DevStackError(f"kafka did not become ready in {timeout_s:.0f}s")
@@ -248,14 +321,16 @@ def _kafka_cluster_id() -> str:
             return cid
 
 
-def _kafka_ready(bootstrap: str) -> bool:
+def _kafka_ready(bootstrap: str, auth: KafkaAuth) -> bool:
     """True when the broker answers a metadata request (controller elected, broker registered)."""
     import asyncio
 
     from aiokafka.admin import AIOKafkaAdminClient
 
     async def probe() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=3000, **auth.aiokafka()
+        )
         try:
             await admin.start()
             await admin.list_topics()
@@ -425,8 +500,10 @@ class DevStack:
         self.postgres.stop()
 
     def env(self) -> dict[str, str]:
+        """Where the stack listens (credentials stay in the secrets folder)."""
         return {
             "PAVED_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            "PAVED_KAFKA_SECRETS_DIR": str(self.kafka.secrets.path),
             "PAVED_DATABASE_URL": self.postgres.dsn,
         }
 

@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind
 
 from paved_shared.db import Connection, Pool, check_identifier
 from paved_shared.failpoints import failpoint
+from paved_shared.kafka import KafkaAuth, kafka_auth
 from paved_shared.telemetry import context_from_headers, current_trace_headers
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,10 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval_s: float = 0.5,
         tracer_provider: trace.TracerProvider | None = None,
+        auth: KafkaAuth | None = None,
     ) -> None:
         self.pool = pool
+        self.auth = kafka_auth(auth)
         self.schema = check_identifier(schema)
         self.bootstrap = bootstrap
         self.client_id = client_id
@@ -103,6 +106,7 @@ class OutboxRelay:
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
+            **self.auth.aiokafka(),
         )
         await producer.start()
         self._producer = producer

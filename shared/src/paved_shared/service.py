@@ -73,6 +73,7 @@ class ServiceRuntime:
             tracer_provider=tracer_provider,
             metrics_registry=self.metrics_registry,
             description=description,
+            auth=settings.kafka_auth(),
         )
         self.consumer = EventConsumer(
             self.broker, None, group, max_attempts=settings.consumer_max_attempts
@@ -84,6 +85,7 @@ class ServiceRuntime:
         self._routes: list[Route] = []
         self._descriptions: list[str] = []
         self._subscribed = False
+        self._emits: set[str] = set()
 
     # -- wiring (no I/O) -------------------------------------------------------------
 
@@ -119,6 +121,7 @@ class ServiceRuntime:
     def declare_emits(self, *contracts: type[Contract]) -> None:
         """Document (AsyncAPI) the events this service publishes through its outbox."""
         for contract in contracts:
+            self._emits.add(contract.TOPIC)
             self.broker.publisher(
                 contract.TOPIC,
                 title=f"{self.service}:{contract.TOPIC}:{contract.__name__}",
@@ -174,6 +177,7 @@ class ServiceRuntime:
     async def start(self) -> None:
         """Connect, migrate, create topics, start the relay, then consume."""
         s = self.settings
+        auth = s.kafka_auth().require()
         password = s.database_password.get_secret_value() if s.database_password else None
         self._pool = await create_pool(
             str(s.database_url),
@@ -185,7 +189,7 @@ class ServiceRuntime:
         applied = await migrate(self._pool, self.schema, self.migrations)
         if applied:
             log.info("%s: applied migrations %s", self.service, [m.name for m in applied])
-        await ensure_topics(s.kafka_bootstrap, topics.ALL_TOPICS)
+        await ensure_topics(s.kafka_bootstrap, self._topic_specs(), auth=auth)
         self.consumer.pool = self._pool
         self._relay = OutboxRelay(
             self._pool,
@@ -193,6 +197,7 @@ class ServiceRuntime:
             s.kafka_bootstrap,
             client_id=self.service,
             tracer_provider=self.tracer_provider,
+            auth=auth,
         )
         self._relay_task = asyncio.create_task(self._relay.run(), name=f"{self.service}-outbox")
         self._build_consumer()
@@ -201,6 +206,12 @@ class ServiceRuntime:
             start_http_server(s.metrics_port, addr="127.0.0.1", registry=self.metrics_registry)
         self._started = True
         log.info("%s started (group %s, schema %s)", self.service, self.group, self.schema)
+
+    def _topic_specs(self) -> list[topics.TopicSpec]:
+        """The contract topics this service reads or writes (a service principal may only
+        see those; creating them is the provisioning's job, ``paved_shared.kafka_acl``)."""
+        used = {r.topic for r in self._routes} | self._emits | {topics.DEAD_LETTER}
+        return [t for t in topics.ALL_TOPICS if t.name in used]
 
     async def stop(self) -> None:
         """Stop consuming, then drain the relay, then close the pool."""

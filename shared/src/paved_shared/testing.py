@@ -19,7 +19,7 @@ from paved_schemas.envelope import Envelope
 from paved_schemas.events import ModelVersionRetired
 
 from paved_shared.db import Connection, Pool, create_pool, migrate, shared_migrations
-from paved_shared.kafka import ensure_topics
+from paved_shared.kafka import ensure_topics, kafka_auth
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,11 @@ async def read_all(
 ) -> list[tuple[bytes | None, bytes, dict[str, bytes]]]:
     """Read a topic from the start until ``expect`` records arrived (or time runs out)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=bootstrap,
+        **kafka_auth().aiokafka(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     out: list[tuple[bytes | None, bytes, dict[str, bytes]]] = []
@@ -98,7 +102,7 @@ async def read_all(
 async def committed_offset(
     bootstrap: str, group: str, topic: str, partition: int = 0
 ) -> int | None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_auth().aiokafka())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)

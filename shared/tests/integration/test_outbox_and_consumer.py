@@ -14,7 +14,7 @@ from paved_schemas import topics
 from paved_schemas.envelope import parse_envelope
 from paved_shared.consumer import EventConsumer
 from paved_shared.db import Pool
-from paved_shared.kafka import ensure_topics, make_broker
+from paved_shared.kafka import ensure_topics, kafka_auth, make_broker
 from paved_shared.outbox import OutboxRelay, enqueue, pending_count
 from paved_shared.testing import (
     committed_offset,
@@ -201,7 +201,7 @@ async def test_topics_are_created_with_their_retention(stack) -> None:
     again = await ensure_topics(stack.bootstrap, topics.ALL_TOPICS)
     assert again == []
     assert set(created) <= {t.name for t in topics.ALL_TOPICS}
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap, **kafka_auth().aiokafka())
     await admin.start()
     try:
         res = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topics.AUDIT)])

@@ -21,14 +21,49 @@ pytestmark = pytest.mark.unit
 
 
 def test_placeholder_secrets_are_refused_outside_dev() -> None:
+    tls = {"kafka_security_protocol": "SASL_SSL"}
     with pytest.raises(ValidationError, match="PAVED_DATABASE_PASSWORD is a placeholder"):
-        PavedSettings(environment="prod", database_password="changeme")
+        PavedSettings(environment="prod", database_password="changeme", **tls)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="placeholder password"):
-        PavedSettings(environment="prod", database_url="postgresql://paved:secret@db:5432/paved")
+        PavedSettings(
+            environment="prod",
+            database_url="postgresql://paved:secret@db:5432/paved",
+            **tls,  # type: ignore[arg-type]
+        )
+    with pytest.raises(ValidationError, match="PAVED_KAFKA_SASL_PASSWORD is a placeholder"):
+        PavedSettings(environment="prod", kafka_sasl_password="changeme", **tls)  # type: ignore[arg-type]
     # dev tolerates them; prod accepts a real one.
     PavedSettings(environment="dev", database_password="changeme")
-    ok = PavedSettings(environment="prod", database_password="k8s-injected-7f3a9")
+    ok = PavedSettings(
+        environment="prod",
+        database_password="k8s-injected-7f3a9",
+        kafka_sasl_username="paved-registry",
+        kafka_sasl_password="k8s-injected-kafka-91c2",
+        **tls,  # type: ignore[arg-type]
+    )
     assert "k8s-injected" not in repr(ok)
+    assert "k8s-injected" not in repr(ok.kafka_auth())
+
+
+def test_kafka_outside_dev_must_be_encrypted() -> None:
+    for protocol in ("PLAINTEXT", "SASL_PLAINTEXT"):
+        with pytest.raises(ValidationError, match=f"PAVED_KAFKA_SECURITY_PROTOCOL={protocol}"):
+            PavedSettings(environment="staging", kafka_security_protocol=protocol)  # type: ignore[arg-type]
+
+
+def test_kafka_auth_from_env_names_a_bad_value() -> None:
+    from paved_shared.kafka import KafkaAuth
+
+    with pytest.raises(ValueError, match="PAVED_KAFKA_SECURITY_PROTOCOL='SSL'"):
+        KafkaAuth.from_env({"PAVED_KAFKA_SECURITY_PROTOCOL": "SSL"})
+    with pytest.raises(ValueError, match="needs PAVED_KAFKA_SASL_USERNAME"):
+        KafkaAuth.from_env({}).aiokafka()
+    auth = KafkaAuth.from_env(
+        {"PAVED_KAFKA_SASL_USERNAME": "paved-audit", "PAVED_KAFKA_SASL_PASSWORD": "s3cr3t-value"}
+    )
+    assert auth.aiokafka()["sasl_plain_username"] == "paved-audit"
+    assert "s3cr3t" not in repr(auth)
+    assert KafkaAuth.from_env(auth.env()) == auth
 
 
 def test_redact_masks_secrets_and_dsn_passwords() -> None:

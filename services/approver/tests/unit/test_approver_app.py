@@ -67,10 +67,15 @@ def test_asyncapi_names_what_the_approver_consumes_and_publishes() -> None:
 
 def test_settings_refuse_dev_headers_and_a_missing_seal_key_in_prod() -> None:
     with pytest.raises(ValueError, match="dev-headers is refused"):
-        ApproverSettings(environment="prod", auth_mode="dev-headers")
+        ApproverSettings(
+            environment="prod", auth_mode="dev-headers", kafka_security_protocol="SASL_SSL"
+        )
     with pytest.raises(ValueError, match="PAVED_APPROVER_SEAL_KEY_FILE is required"):
         ApproverSettings(
-            environment="prod", oidc_issuer="https://sso.example/realms/p", oidc_audience="a"
+            environment="prod",
+            oidc_issuer="https://sso.example/realms/p",
+            oidc_audience="a",
+            kafka_security_protocol="SASL_SSL",
         )
     assert ApproverSettings(environment="test").resolved_auth_mode == "dev-headers"
 

@@ -37,6 +37,7 @@ from paved_schemas.events import (
     DeadLetterRecorded,
 )
 from paved_shared.db import Pool, check_identifier
+from paved_shared.kafka import kafka_auth
 
 from paved_audit.domain.chain import (
     GENESIS_HASH,
@@ -819,6 +820,7 @@ async def read_topic_records(
         )
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_auth().aiokafka(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=16 * 1024 * 1024,
@@ -842,7 +844,9 @@ async def read_topic_records(
 
 async def topic_offset_for_time(bootstrap: str, topic: str, when_ms: int) -> int:
     """First offset of ``topic`` partition 0 with a timestamp >= ``when_ms`` (else the end)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)
@@ -856,7 +860,9 @@ async def topic_offset_for_time(bootstrap: str, topic: str, when_ms: int) -> int
 
 
 async def _partitions(bootstrap: str, topic: str) -> set[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), request_timeout_ms=10_000
+    )
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

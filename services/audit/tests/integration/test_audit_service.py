@@ -33,7 +33,7 @@ from paved_schemas.envelope import Envelope
 from paved_schemas.events import AuditRecordSealed, DeadLetterRecorded
 from paved_shared.db import Pool, create_pool
 from paved_shared.devstack import free_port
-from paved_shared.kafka import ensure_topics
+from paved_shared.kafka import ensure_topics, kafka_auth
 from paved_shared.outbox import pending_count
 from paved_shared.testing import TopicSpec, unique, wait_for
 from prometheus_client import CollectorRegistry
@@ -60,7 +60,9 @@ async def _test_topics(bootstrap: str) -> tuple[dict[str, str], str, str]:
 
 
 async def _publish(bootstrap: str, messages: list[tuple[str, bytes | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         for topic, key, value in messages:
@@ -71,8 +73,8 @@ async def _publish(bootstrap: str, messages: list[tuple[str, bytes | None, bytes
 
 async def _caught_up(bootstrap: str, group: str, names: list[str]) -> bool:
     """True when ``group`` has committed the end offset of every partition of ``names``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_auth().aiokafka())
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_auth().aiokafka())
     await admin.start()
     await consumer.start()
     try:
@@ -217,7 +219,9 @@ async def test_every_event_is_sealed_once_in_table_and_topic_and_verifies(
 
 
 async def _first_message(bootstrap: str, topic: str) -> bytes:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), enable_auto_commit=False
+    )
     await consumer.start()
     try:
         tp = TopicPartition(topic, 0)

@@ -29,7 +29,7 @@ from paved_audit.verify import read_database_checkpoints, verify_database, verif
 from paved_schemas import topics
 from paved_schemas.envelope import Envelope
 from paved_shared.db import Pool, create_pool
-from paved_shared.kafka import ensure_topics
+from paved_shared.kafka import ensure_topics, kafka_auth
 from paved_shared.outbox import pending_count
 from paved_shared.testing import TopicSpec, unique, wait_for
 from prometheus_client import CollectorRegistry
@@ -75,7 +75,9 @@ async def _topics(bootstrap: str) -> tuple[str, str, str]:
 
 
 async def _publish(bootstrap: str, topic: str, values: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         for key, value in values:

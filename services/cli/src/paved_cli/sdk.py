@@ -20,7 +20,7 @@ from paved_schemas import topics
 from paved_schemas.base import Contract
 from paved_schemas.envelope import ContractError, Envelope, parse_envelope
 from paved_schemas.events import DeploymentStatusChanged
-from paved_shared.kafka import topic_partitions
+from paved_shared.kafka import kafka_auth, topic_partitions
 
 JSON = dict[str, Any]
 
@@ -648,7 +648,9 @@ async def publish_command(
 ) -> Envelope[Any]:
     """Publish a command or event (e.g. ``RegisterModelVersion``) to its topic, durably."""
     event = Envelope.new(data, source=source, actor=actor, actorname=actorname)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), acks="all", enable_idempotence=True
+    )
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -682,6 +684,7 @@ async def watch_deployments(
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_auth().aiokafka(),
         enable_auto_commit=False,
         group_id=None,
         client_id=f"paved-watch-{uuid.uuid4().hex[:8]}",

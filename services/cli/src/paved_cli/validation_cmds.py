@@ -42,8 +42,11 @@ async def _latest_result(model: str, version: int) -> dict[str, Any] | None:
     from paved_schemas import topics
     from paved_schemas.envelope import ContractError, parse_envelope
     from paved_schemas.events import ModelVersionValidated
+    from paved_shared.kafka import kafka_auth
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap(), **kafka_auth().aiokafka(), enable_auto_commit=False
+    )
     await consumer.start()
     found: dict[str, Any] | None = None
     try:

@@ -33,7 +33,7 @@ from paved_schemas import topics
 from paved_schemas._types import SLUG_PATTERN
 from paved_schemas.envelope import ContractError, parse_envelope
 from paved_schemas.events import DeploymentStatus, DeploymentStatusChanged
-from paved_shared.kafka import topic_partitions
+from paved_shared.kafka import kafka_auth, topic_partitions
 
 from paved_registry.problems import ProblemError
 
@@ -80,6 +80,7 @@ async def stream_status(  # noqa: PLR0912 - the filters and stop rules of one st
     """SSE frames of matching status events (history first when asked), then heartbeats."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **kafka_auth().aiokafka(),
         enable_auto_commit=False,
         group_id=None,
         client_id=f"paved-registry-sse-{uuid.uuid4().hex[:8]}",

@@ -19,7 +19,7 @@ from paved_schemas import topics
 from paved_schemas.envelope import Envelope, parse_envelope
 from paved_schemas.events import ModelVersionRegistered, ModelVersionValidated
 from paved_shared.db import create_pool
-from paved_shared.kafka import ensure_topics
+from paved_shared.kafka import ensure_topics, kafka_auth
 from paved_shared.testing import unique
 from paved_validator.bootstrap import create_runtime
 from paved_validator.settings import ValidatorSettings
@@ -35,7 +35,8 @@ def _partitions(topic: str) -> list[TopicPartition]:
 async def _start_group_at_end(bootstrap: str, group: str, topic: str) -> None:
     """Commit `group`'s offsets at the end of `topic`, so it sees only what this test sends
     (the session's Kafka is shared with other tests)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_auth().aiokafka(),
+    group_id=group,
                                 enable_auto_commit=False)  # fmt: skip
     await consumer.start()
     try:
@@ -52,7 +53,9 @@ class ResultReader:
 
     def __init__(self, bootstrap: str, models: set[str]) -> None:
         self.models = models
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), enable_auto_commit=False
+        )
         self.seen: list[Envelope[Any]] = []
 
     async def start(self) -> None:
@@ -117,7 +120,9 @@ async def test_registrations_are_validated_once_with_evidence(stack, tmp_path: P
     )
     runtime = create_runtime(settings, metrics_registry=CollectorRegistry())
     reader = ResultReader(stack.bootstrap, {good, bad})
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.bootstrap, **kafka_auth().aiokafka(), acks="all"
+    )
     await reader.start()
     await producer.start()
     await runtime.start()
@@ -221,7 +226,9 @@ async def test_the_worker_process_validates_and_stops_on_sigterm(stack, tmp_path
         sys.executable, "-m", "paved_validator", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    producer = AIOKafkaProducer(
+        bootstrap_servers=stack.bootstrap, **kafka_auth().aiokafka(), acks="all"
+    )
     await producer.start()
     try:
         await _publish(producer, _registered(vt.registration(path.as_uri(), digest,

@@ -18,13 +18,18 @@ from paved_shared.platform import Platform, ephemeral_specs
 
 
 @pytest.fixture(scope="session")
-def e2e_stack() -> Iterator[DevStack]:
-    """A dedicated Kafka + PostgreSQL for the platform under test."""
+def e2e_stack(stack: Any) -> Iterator[DevStack]:
+    """A dedicated Kafka + PostgreSQL for the platform under test.
+
+    Its principals have the same generated passwords as the session stack's (one secrets
+    folder), so test code reading topics as the administrator works on both.
+    """
     run_dir = Path(tempfile.mkdtemp(prefix="paved-e2e-stack-"))
     os.chmod(run_dir, 0o755)  # the postgres user must enter it
     shared_kafka = DevStack.from_env().kafka
     shared_kafka.fetch()
     dev = DevStack.ephemeral(run_dir)
+    dev.kafka.secrets_dir = stack.secrets_dir
     dev.kafka.libs.symlink_to(shared_kafka.libs, target_is_directory=True)
     try:
         dev.up()
@@ -49,10 +54,16 @@ def e2e(e2e_stack: DevStack) -> Iterator[E2E]:
         # A deployment request for a version that never gets approved fails fast.
         "PAVED_DEPLOYER_APPROVAL_WAIT_S": "5",
     }
-    platform = Platform(run_dir, base_env, ephemeral_specs(run_dir / "deployments"))
+    # Every service runs as its own Kafka principal, under the ACLs of the ownership map.
+    platform = Platform(
+        run_dir,
+        base_env,
+        ephemeral_specs(run_dir / "deployments"),
+        kafka_secrets=e2e_stack.kafka.secrets,
+    )
     try:
         platform.start_all()
-        yield E2E(platform, bootstrap, dsn, run_dir / "artifacts")
+        yield E2E(platform, bootstrap, dsn, run_dir / "artifacts", e2e_stack.kafka.secrets)
     finally:
         platform.stop_all()
 

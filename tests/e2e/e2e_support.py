@@ -9,6 +9,8 @@ from typing import Any
 
 from paved_cli.sdk import PavedClient
 from paved_shared.artifacts import sha256_file
+from paved_shared.kafka import KafkaAuth
+from paved_shared.kafka_acl import SecretsDir
 from paved_shared.platform import Platform
 
 SIGNATURE = {
@@ -36,6 +38,11 @@ class E2E:
     bootstrap: str
     dsn: str
     artifacts: Path
+    secrets: SecretsDir
+
+    def auth(self, principal: str) -> KafkaAuth:
+        """A Kafka principal of the platform (``pipeline``, ``auditor``, a service's)."""
+        return self.secrets.auth(principal)
 
     def client(self, user: str = "sam", name: str = "Sam Scientist") -> PavedClient:
         return PavedClient(
@@ -48,6 +55,8 @@ class E2E:
             "PAVED_APPROVER_URL": self.platform.url("approver"),
             "PAVED_KAFKA_BOOTSTRAP": self.bootstrap,
             "PAVED_DATABASE_URL": self.dsn,
+            # The CLI runs as a pipeline does: its own principal, nobody else's secret.
+            **self.auth("pipeline").env(),
         }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiokafka.errors import TopicAuthorizationFailedError
 from e2e_support import E2E, SIGNATURE, card, read_envelopes, train, wait_state
 from paved_cli.sdk import PavedClient, PavedError, publish_command, version_body, watch_deployments
 from paved_schemas import topics
@@ -28,6 +29,7 @@ from paved_schemas.events import (
     RequestDeployment,
     RequestUndeployment,
 )
+from paved_shared.command_identity import identity_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -177,6 +179,7 @@ async def test_happy_path_register_validate_approve_deploy_predict_audit(
             reason="replaced by a newer deployment", requested_by="sam",
         ),
         actor="user:sam", actorname="Sam Scientist",
+        source="/paved/registry", auth=e2e.auth("registry"),
     )  # fmt: skip
     retired = await _wait_status(e2e.bootstrap, dep["deployment_id"], "retired")
     assert retired.data.status == "retired", retired.data.reason
@@ -203,7 +206,13 @@ async def test_registration_published_to_kafka_reaches_deployment(
         registered_by="pipeline-bot",
         registered_by_name="Training Pipeline",
     )
-    await publish_command(e2e.bootstrap, command, actor="service:pipeline", actorname="Pipeline")
+    # As a pipeline: its own Kafka principal, and its identity in the record's headers.
+    await publish_command(
+        e2e.bootstrap, command, actor="user:pipeline-bot", actorname="Training Pipeline",
+        identity=identity_headers(user="pipeline-bot", name="Training Pipeline",
+                                  roles="scientist", teams="pipelines"),
+        auth=e2e.auth("pipeline"),
+    )  # fmt: skip
     with e2e.client() as c:
         deadline = time.monotonic() + 60
         while True:
@@ -221,16 +230,8 @@ async def test_registration_published_to_kafka_reaches_deployment(
         v = wait_state(c, model, version, {"approved", "validation_failed"})
         assert v["state"] == "approved"
         assert v["registered_by"] == "pipeline-bot"
-    deployment_id = f"{model}-kafka"
-    await publish_command(
-        e2e.bootstrap,
-        RequestDeployment(
-            deployment_id=deployment_id, model_name=model, version=version,
-            artifact_digest=m.digest, target=DeploymentTarget.LOCAL,
-            spec=DeploymentSpec(replicas=1), requested_by="pipeline-bot",
-        ),
-        actor="service:pipeline", actorname="Pipeline",
-    )  # fmt: skip
+        dep = c.request_deployment(model, version, "local")
+    deployment_id = dep["deployment_id"]
     ready = await _wait_status(e2e.bootstrap, deployment_id, "ready")
     assert ready.data.status == "ready", ready.data.reason
     sample = m.x[[3, 77, 140]]
@@ -254,16 +255,21 @@ async def test_wrong_digest_fails_validation_and_is_never_deployed(
             c.request_deployment(model, version, "local")
         assert refused.value.status == 409
         assert "validation_failed" in refused.value.detail
-    # Straight to Kafka, around the registry: the deployer refuses it by itself.
+    # Straight to Kafka, around the registry: a pipeline may not write deployment requests.
     deployment_id = f"{model}-sneaky"
+    sneaky = RequestDeployment(
+        deployment_id=deployment_id, model_name=model, version=version,
+        artifact_digest=wrong, target=DeploymentTarget.LOCAL,
+        spec=DeploymentSpec(replicas=1), requested_by="mallory",
+    )  # fmt: skip
+    with pytest.raises(TopicAuthorizationFailedError):
+        await publish_command(e2e.bootstrap, sneaky, actor="user:mallory", actorname="Mallory",
+                              auth=e2e.auth("pipeline"))  # fmt: skip
+    # Even a compromised registry (the topic's owner) cannot get it deployed: the deployer
+    # checks the digest against the validated, approved version by itself.
     await publish_command(
-        e2e.bootstrap,
-        RequestDeployment(
-            deployment_id=deployment_id, model_name=model, version=version,
-            artifact_digest=wrong, target=DeploymentTarget.LOCAL,
-            spec=DeploymentSpec(replicas=1), requested_by="mallory",
-        ),
-        actor="user:mallory", actorname="Mallory",
+        e2e.bootstrap, sneaky, actor="user:mallory", actorname="Mallory",
+        source="/paved/registry", auth=e2e.auth("registry"),
     )  # fmt: skip
     final = await _wait_status(e2e.bootstrap, deployment_id, "ready")
     assert final.data.status == "failed"

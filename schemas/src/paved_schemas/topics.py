@@ -86,14 +86,28 @@ class TopicSpec:
     description: str = ""
 
 
+# A command's sender proves who they are with a token; the broker stamps the time it took
+# the command, so the token's lifetime is judged by a clock the sender does not control.
+_BROKER_TIME: Final = {"message.timestamp.type": "LogAppendTime"}
+
 ALL_TOPICS: Final = (
-    TopicSpec(REGISTRATION_REQUESTS, 3, description="RegisterModelVersion commands"),
+    TopicSpec(
+        REGISTRATION_REQUESTS,
+        3,
+        {**KEEP_FOREVER, **_BROKER_TIME},
+        description="RegisterModelVersion commands",
+    ),
     TopicSpec(MODEL_EVENTS, 3, description="model lifecycle events (registry)"),
     TopicSpec(VALIDATION_EVENTS, 3, description="validation results (validator)"),
     TopicSpec(APPROVAL_EVENTS, 3, description="approval events (approver)"),
     TopicSpec(DEPLOYMENT_REQUESTS, 3, description="RequestDeployment commands"),
     TopicSpec(DEPLOYMENT_STATUS, 3, description="deployment status (deployers)"),
-    TopicSpec(RETIREMENT_REQUESTS, 3, description="RetireModelVersion commands"),
+    TopicSpec(
+        RETIREMENT_REQUESTS,
+        3,
+        {**KEEP_FOREVER, **_BROKER_TIME},
+        description="RetireModelVersion commands",
+    ),
     TopicSpec(
         AUDIT,
         1,

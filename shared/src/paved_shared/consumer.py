@@ -16,6 +16,7 @@ is not transient is dead-lettered after ``max_attempts``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -84,6 +85,19 @@ def provenance_problem(envelope: Envelope[Any], topic: str) -> str | None:
             f"(accepted: {', '.join(sorted(sources))})"
         )
     return None
+
+
+_DELIVERY: contextvars.ContextVar[Delivery | None] = contextvars.ContextVar(
+    "paved_delivery", default=None
+)
+
+
+def current_delivery() -> Delivery:
+    """The record a handler is applying (its headers carry a command's sender identity)."""
+    delivery = _DELIVERY.get()
+    if delivery is None:
+        raise RuntimeError("current_delivery() called outside an EventConsumer handler")
+    return delivery
 
 
 class ProvenanceError(Exception):
@@ -195,6 +209,8 @@ class EventConsumer:
                 key=record.key,
                 value=record.value if record.value is not None else b"",
                 headers=dict(record.headers or ()),
+                timestamp_ms=record.timestamp,
+                log_append_time=record.timestamp_type == 1,
             )
             handler, wanted = dispatch[delivery.topic]
             await self.process(delivery, handler, wanted)
@@ -256,7 +272,11 @@ class EventConsumer:
                 if not fresh:
                     outcome = "duplicate"
                 else:
-                    await handler(envelope, conn)
+                    token = _DELIVERY.set(delivery)
+                    try:
+                        await handler(envelope, conn)
+                    finally:
+                        _DELIVERY.reset(token)
                     outcome = "applied"
         except PermanentError as exc:
             self._attempts.pop(where, None)

@@ -34,6 +34,9 @@ class Delivery:
     key: bytes | None
     value: bytes
     headers: dict[str, bytes]
+    timestamp_ms: int | None = None
+    """The record's timestamp; set by the broker when ``log_append_time``."""
+    log_append_time: bool = False
 
 
 def dead_letter_headers(

@@ -117,6 +117,8 @@ class KafkaNode:
     controller_port: int
     heap: str = "512m"
     root: Path = field(default_factory=repo_root)
+    secrets_dir: Path | None = None
+    """Where the generated SCRAM passwords live (default ``<run_dir>/secrets/kafka``)."""
 
     @property
     def home(self) -> Path:
@@ -139,7 +141,7 @@ class KafkaNode:
         """Generated SCRAM passwords of the broker, the administrator and every principal."""
         from paved_shared.kafka_acl import SecretsDir
 
-        return SecretsDir(self.run_dir / "secrets" / "kafka")
+        return SecretsDir(self.secrets_dir or self.run_dir / "secrets" / "kafka")
 
     def admin_auth(self) -> KafkaAuth:
         """The cluster administrator (a super user): provisioning only, never a service."""

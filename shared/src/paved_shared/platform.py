@@ -28,6 +28,9 @@ from paved_shared.devstack import (
     free_port,
     port_open,
 )
+from paved_shared.kafka_acl import SecretsDir
+
+_KAFKA_AUTH_PREFIX = "PAVED_KAFKA_SASL_"
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class Platform:
     run_dir: Path
     base_env: dict[str, str]
     specs: dict[str, ServiceSpec]
+    kafka_secrets: SecretsDir | None = None
+    """Where each service's Kafka password is (the service name is its principal)."""
 
     @property
     def folder(self) -> Path:
@@ -73,7 +78,9 @@ class Platform:
             return
         spec = self.specs[name]
         self.folder.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.base_env, **spec.env, **(extra_env or {})}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(_KAFKA_AUTH_PREFIX)}
+        env = {**inherited, **self.base_env, **self._kafka_env(name), **spec.env,
+               **(extra_env or {})}  # fmt: skip
         log = self.logfile(name).open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", spec.module],
@@ -89,6 +96,18 @@ class Platform:
                 return
             time.sleep(0.2)
         raise DevStackError(f"{name} not ready in {timeout_s:.0f}s:\n{self.log_tail(name)}")
+
+    def _kafka_env(self, name: str) -> dict[str, str]:
+        """The service's own principal: a password file, never another principal's secret."""
+        if self.kafka_secrets is None:
+            return {}
+        auth = self.kafka_secrets.auth(name)
+        return {
+            "PAVED_KAFKA_SECURITY_PROTOCOL": auth.protocol,
+            "PAVED_KAFKA_SASL_MECHANISM": auth.mechanism,
+            "PAVED_KAFKA_SASL_USERNAME": auth.username or "",
+            "PAVED_KAFKA_SASL_PASSWORD_FILE": str(self.kafka_secrets.file(name)),
+        }
 
     def _ready(self, spec: ServiceSpec) -> bool:
         if not port_open(spec.port):
@@ -205,7 +224,12 @@ def main(argv: list[str]) -> int:
         # `make down` stops the model servers with their deployer.
         "PAVED_DEPLOYER_STOP_SERVERS_ON_EXIT": "true",
     }
-    platform = Platform(run_dir, base_env, default_specs(deployer_run_dir=run_dir / "deployments"))
+    platform = Platform(
+        run_dir,
+        base_env,
+        default_specs(deployer_run_dir=run_dir / "deployments"),
+        kafka_secrets=stack.kafka.secrets,
+    )
     try:
         if cmd == "up":
             for name in platform.specs:

@@ -20,7 +20,7 @@ from paved_schemas import topics
 from paved_schemas.base import Contract
 from paved_schemas.envelope import ContractError, Envelope, parse_envelope
 from paved_schemas.events import DeploymentStatusChanged
-from paved_shared.kafka import kafka_auth, topic_partitions
+from paved_shared.kafka import KafkaAuth, kafka_auth, topic_partitions
 
 JSON = dict[str, Any]
 
@@ -644,13 +644,27 @@ class PavedClient(_Base):
 
 
 async def publish_command(
-    bootstrap: str, data: Contract, *, actor: str, actorname: str, source: str = "/paved/sdk"
+    bootstrap: str,
+    data: Contract,
+    *,
+    actor: str,
+    actorname: str,
+    source: str = "/paved/sdk",
+    identity: list[tuple[str, bytes]] | None = None,
+    auth: KafkaAuth | None = None,
 ) -> Envelope[Any]:
-    """Publish a command or event (e.g. ``RegisterModelVersion``) to its topic, durably."""
+    """Publish a command (e.g. ``RegisterModelVersion``) to its topic, durably.
+
+    ``identity`` are the headers that prove who sends it (``identity_headers(token=...)``,
+    or dev headers against a dev-headers platform); the consumer verifies them and refuses
+    a command whose payload names anyone else. ``auth`` is the Kafka principal (default:
+    from ``PAVED_KAFKA_SASL_*``); the broker only lets it write the topics it owns.
+    """
     event = Envelope.new(data, source=source, actor=actor, actorname=actorname)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), acks="all", enable_idempotence=True
-    )
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+        **kafka_auth(auth).aiokafka(),
+    )  # fmt: skip
     await producer.start()
     try:
         await producer.send_and_wait(
@@ -661,6 +675,7 @@ async def publish_command(
                 ("ce_id", event.id.encode()),
                 ("ce_type", event.type.encode()),
                 ("content-type", b"application/json"),
+                *(identity or []),
             ],
         )
     finally:
@@ -675,6 +690,7 @@ async def watch_deployments(
     model: str | None = None,
     from_beginning: bool = False,
     idle_timeout_s: float | None = None,
+    auth: KafkaAuth | None = None,
 ) -> AsyncIterator[Envelope[DeploymentStatusChanged]]:
     """Yield deployment status events as they are published (optionally filtered).
 
@@ -684,7 +700,7 @@ async def watch_deployments(
     """
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
-        **kafka_auth().aiokafka(),
+        **kafka_auth(auth).aiokafka(),
         enable_auto_commit=False,
         group_id=None,
         client_id=f"paved-watch-{uuid.uuid4().hex[:8]}",

@@ -33,6 +33,7 @@ from paved_schemas.events import (
     RequestDeployment,
     RetireModelVersion,
 )
+from paved_shared.auth import Authenticator, AuthSettings
 from paved_shared.db import Connection, load_migrations
 from paved_shared.outbox import pending_count
 from paved_shared.service import ServiceRuntime
@@ -67,11 +68,20 @@ def create_runtime(
         description=DESCRIPTION,
     )
 
+    # Commands are authenticated exactly like the HTTP API's callers (same settings).
+    auth_settings = (
+        settings if isinstance(settings, AuthSettings)
+        else AuthSettings(environment=settings.environment)
+    )  # fmt: skip
+    authenticator = Authenticator(auth_settings)
+
     async def registration(env: Envelope[Any], conn: Connection) -> None:
-        await handlers.on_register_model_version(env, conn, sink=runtime)
+        await handlers.on_register_model_version(
+            env, conn, sink=runtime, authenticator=authenticator
+        )
 
     async def retirement(env: Envelope[Any], conn: Connection) -> None:
-        await handlers.on_retire_model_version(env, conn, sink=runtime)
+        await handlers.on_retire_model_version(env, conn, sink=runtime, authenticator=authenticator)
 
     async def validation(env: Envelope[Any], conn: Connection) -> None:
         await handlers.on_model_version_validated(env, conn, sink=runtime)

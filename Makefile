@@ -28,17 +28,22 @@ export PAVED_REGISTRY_HTTP_PORT ?= 8080
 export PAVED_APPROVER_HTTP_PORT ?= 8081
 export PAVED_KAFKA_BOOTSTRAP ?= 127.0.0.1:$(PAVED_KAFKA_PORT)
 export PAVED_DATABASE_URL ?= postgresql://postgres@127.0.0.1:$(PAVED_PG_PORT)/paved
+# Kafka: SASL/SCRAM with ACLs. `make infra-up` generates one password per principal into
+# $(PAVED_RUN_DIR)/secrets/kafka (0600, never committed); each service gets its own.
+export PAVED_KAFKA_SECRETS_DIR ?= $(PAVED_RUN_DIR)/secrets/kafka
 export PAVED_REGISTRY_URL ?= http://127.0.0.1:$(PAVED_REGISTRY_HTTP_PORT)
 export PAVED_APPROVER_URL ?= http://127.0.0.1:$(PAVED_APPROVER_HTTP_PORT)
 
 .PHONY: services-up
 services-up: infra-up ## start the five services (registry, validator, approver, deployer-local, audit)
-	$(PY) -m paved_shared.topics_admin
 	$(PY) -m paved_shared.platform up
 
 .PHONY: up
 up: services-up ## run the platform (Kafka, PostgreSQL, every service) and the demo
-	$(UV) run --frozen paved demo
+	@# The demo only reads Kafka (deployment status, the audit topic): the read-only auditor.
+	PAVED_KAFKA_SASL_USERNAME=paved-auditor \
+	  PAVED_KAFKA_SASL_PASSWORD_FILE=$(PAVED_KAFKA_SECRETS_DIR)/auditor.password \
+	  $(UV) run --frozen paved demo
 	@echo "Paved is up. Try: uv run paved show iris-classifier 1 | make status | make down"
 
 .PHONY: down

@@ -1,6 +1,7 @@
-"""The whole platform for end-to-end tests: the five services as real processes on a
-Kafka and PostgreSQL of their own (free ports), so the platform starts from empty topics
-exactly as `make up` does, not from the history other test modules left behind."""
+"""The whole platform for end-to-end and security tests: the five services as real
+processes on a Kafka and PostgreSQL of their own (free ports), so the platform starts
+from empty topics exactly as `make up` does, not from the history other test modules
+left behind. Each service runs as its own Kafka principal under the ACLs."""
 
 from __future__ import annotations
 

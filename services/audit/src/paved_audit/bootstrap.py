@@ -32,8 +32,14 @@ DESCRIPTION = (
 
 
 def make_signer(settings: AuditSettings) -> Signer:
-    """The checkpoint signer the settings name (a local file key; loaded on first use)."""
-    return FileSigner(settings.audit_checkpoint_key_path)
+    """The checkpoint signer the settings name (a local file key; loaded on first use).
+
+    Only dev/test may generate a missing key; elsewhere the start fails naming the path.
+    """
+    return FileSigner(
+        settings.audit_checkpoint_key_path,
+        create_if_missing=settings.environment in {"dev", "test"},
+    )
 
 
 def make_checkpointer(settings: AuditSettings, signer: Signer) -> Checkpointer:

@@ -147,24 +147,22 @@ async def _adopt_schema(conn: Connection, schema: str, owner: str) -> None:
         return
     if current != owner:
         await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{owner}"')
-    relations = await conn.fetch(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    # Every object in the schema not owned by ``owner`` yet, as the ALTER that hands it
+    # over (sequences owned by a column move with their table).
+    statements = await conn.fetch(
+        "SELECT format('ALTER TABLE %I.%I OWNER TO %I', n.nspname, c.relname, $2::text) AS sql "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') "
         "AND pg_get_userbyid(c.relowner) <> $2 "
         "AND NOT (c.relkind = 'S' AND EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid "
-        "AND d.deptype IN ('a', 'i')))",
-        schema, owner,
-    )  # fmt: skip
-    for r in relations:
-        await conn.execute(f'ALTER TABLE "{schema}"."{r["relname"]}" OWNER TO "{owner}"')
-    functions = await conn.fetch(
-        "SELECT p.oid::regprocedure::text AS signature FROM pg_proc p "
-        "JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "AND d.deptype IN ('a', 'i'))) "
+        "UNION ALL SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, $2::text) "
+        "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
         "WHERE n.nspname = $1 AND pg_get_userbyid(p.proowner) <> $2",
         schema, owner,
     )  # fmt: skip
-    for f in functions:
-        await conn.execute(f'ALTER ROUTINE {f["signature"]} OWNER TO "{owner}"')
+    for row in statements:
+        await conn.execute(row["sql"])
 
 
 async def provision_roles(

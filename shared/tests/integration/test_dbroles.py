@@ -21,7 +21,7 @@ from paved_shared.dbroles import (
     provision_roles,
     runtime_role_name,
 )
-from paved_shared.testing import unique
+from paved_shared.testing import drop_roles, unique
 
 pytestmark = pytest.mark.integration
 
@@ -29,18 +29,6 @@ pytestmark = pytest.mark.integration
 def _names() -> tuple[str, str]:
     run = uuid.uuid4().hex[:8]
     return f"t{run}_", f"t{run}_owner"
-
-
-async def _drop_roles(dsn: str, prefix: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        roles = await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE $1", prefix + "%")
-        for r in roles:
-            await conn.execute(f'DROP OWNED BY "{r["rolname"]}" CASCADE')
-        for r in roles:
-            await conn.execute(f'DROP ROLE "{r["rolname"]}"')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
@@ -51,7 +39,7 @@ async def roles(stack: Any) -> AsyncIterator[tuple[dict[str, ServiceDsns], str, 
     try:
         yield dsns, prefix, owner
     finally:
-        await _drop_roles(stack.dsn, prefix)
+        await drop_roles(stack.dsn, prefix)
 
 
 def _table_migration(schema_component: str) -> list[Any]:
@@ -180,7 +168,7 @@ async def test_provisioning_again_rotates_and_adopts_a_single_role_schema(stack:
         finally:
             await owner_pool.close()
     finally:
-        await _drop_roles(stack.dsn, prefix)
+        await drop_roles(stack.dsn, prefix)
 
 
 async def test_only_a_superuser_provisions(stack: Any, roles: Any) -> None:

@@ -209,7 +209,7 @@ async def main_async(args: argparse.Namespace) -> int:
         await ensure_topics(bootstrap, [TopicSpec(inbound, 3), TopicSpec(dlq, 3),
                                         TopicSpec(out, 1, dict(spec.config))])  # fmt: skip
         key = Path(tempfile.mkdtemp(prefix="paved-bench-key-")) / "checkpoint.pem"
-        FileSigner(key).load()
+        FileSigner(key, create_if_missing=True).load()  # a throwaway bench key
         public = load_public_key(public_key_path(key).read_text())
         print(f"audit bench: {n:,} events, Kafka {bootstrap}", flush=True)
 

@@ -22,10 +22,12 @@ from paved_schemas import topics
 from paved_schemas.envelope import ContractError, Envelope, parse_envelope
 from paved_schemas.events import (
     ApprovalDecisionRecorded,
+    FieldChange,
     ModelVersionRegistered,
     ModelVersionRetired,
     ModelVersionValidated,
     RegisteredModelCreated,
+    RegisteredModelUpdated,
 )
 from paved_shared.kafka import kafka_auth
 from paved_shared.service import ServiceRuntime
@@ -123,6 +125,19 @@ class Events:
         return Envelope.new(
             data, source="/paved/registry", actor="user:alice", actorname=REGISTRANT[1]
         )
+
+    @staticmethod
+    def owner_changed(
+        model: str, old: str | None, new: str | None, *, revision: int = 2
+    ) -> Envelope[RegisteredModelUpdated]:
+        data = RegisteredModelUpdated(
+            model_name=model,
+            changes=[FieldChange(field="owner_team", old=old, new=new)],
+            revision=revision,
+            reason="moved to another team",
+            updated_by="dave",
+        )
+        return Envelope.new(data, source="/paved/registry", actor="user:dave", actorname="Dave Ops")
 
     @staticmethod
     def retired(model: str, version: int = 1) -> Envelope[ModelVersionRetired]:

@@ -205,7 +205,7 @@ async def sign_checkpoints(
 @pytest.fixture
 def signer(tmp_path: Path) -> FileSigner:
     """A real file-backed Ed25519 checkpoint signer in a temporary folder."""
-    return FileSigner(tmp_path / "keys" / "checkpoint.pem")
+    return FileSigner(tmp_path / "keys" / "checkpoint.pem", create_if_missing=True)
 
 
 @pytest.fixture

@@ -32,11 +32,13 @@ from paved_shared.consumer import EventConsumer, Handler, Route
 from paved_shared.db import (
     Connection,
     Migration,
+    MigrationError,
     Pool,
     create_pool,
     migrate,
     shared_migrations,
 )
+from paved_shared.dbroles import DEFAULT_GRANTS, GrantPolicy, apply_grants
 from paved_shared.kafka import ensure_topics, make_broker
 from paved_shared.outbox import OutboxRelay, enqueue
 from paved_shared.settings import PavedSettings
@@ -58,8 +60,11 @@ class ServiceRuntime:
         tracer_provider: TracerProvider | None = None,
         metrics_registry: CollectorRegistry | None = None,
         description: str | None = None,
+        grants: GrantPolicy = DEFAULT_GRANTS,
     ) -> None:
         self.settings = settings
+        self.grants = grants
+        """What the runtime role may do in the schema (applied when migrating as the owner)."""
         self.service = service
         self.schema = schema
         self.group = group
@@ -186,7 +191,7 @@ class ServiceRuntime:
             max_size=s.db_pool_max,
             password=password,
         )
-        applied = await migrate(self._pool, self.schema, self.migrations)
+        applied = await self._migrate(self._pool)
         if applied:
             log.info("%s: applied migrations %s", self.service, [m.name for m in applied])
         await ensure_topics(s.kafka_bootstrap, self._topic_specs(), auth=auth)
@@ -212,6 +217,41 @@ class ServiceRuntime:
         see those; creating them is the provisioning's job, ``paved_shared.kafka_acl``)."""
         used = {r.topic for r in self._routes} | self._emits | {topics.DEAD_LETTER}
         return [t for t in topics.ALL_TOPICS if t.name in used]
+
+    async def _migrate(self, serving: Pool) -> list[Migration]:
+        """Migrate; with ``database_migration_url`` as the owner role, then grant the
+        serving (runtime) role exactly ``self.grants``. Without it, as today: the serving
+        connection migrates and no grant is touched."""
+        s = self.settings
+        if s.database_migration_url is None:
+            return await migrate(serving, self.schema, self.migrations)
+        secret = s.database_migration_password
+        owner_pool = await create_pool(
+            str(s.database_migration_url),
+            schema=self.schema,
+            min_size=1,
+            max_size=1,
+            password=secret.get_secret_value() if secret else None,
+        )
+        try:
+            async with serving.acquire() as conn:
+                runtime_role: str = await conn.fetchval("SELECT current_user")
+            async with owner_pool.acquire() as conn:
+                owner_role: str = await conn.fetchval("SELECT current_user")
+            if runtime_role == owner_role:
+                raise MigrationError(
+                    f"{self.service}: PAVED_DATABASE_URL and PAVED_DATABASE_MIGRATION_URL both "
+                    f"connect as {runtime_role}; serve as a runtime role that owns nothing "
+                    "(docs/runbooks/database-roles.md)"
+                )
+            applied = await migrate(owner_pool, self.schema, self.migrations)
+            async with owner_pool.acquire() as conn:
+                await apply_grants(conn, self.schema, runtime_role, self.grants)
+            log.info("%s: migrated as %s, serving as %s (%s)", self.service, owner_role,
+                     runtime_role, self.grants.description)  # fmt: skip
+            return applied
+        finally:
+            await owner_pool.close()
 
     async def stop(self) -> None:
         """Stop consuming, then drain the relay, then close the pool."""

@@ -52,6 +52,15 @@ class PavedSettings(BaseSettings):
     database_password: SecretStr | None = Field(
         default=None, description="Password for database_url when it has none (kept out of logs)."
     )
+    database_migration_url: PostgresDsn | None = Field(
+        default=None,
+        description="DSN of the schema owner role (paved_owner) the service migrates with; "
+        "it then serves with database_url, a runtime role granted only what its policy "
+        "lists (paved_shared.dbroles). Unset: migrate and serve with database_url.",
+    )
+    database_migration_password: SecretStr | None = Field(
+        default=None, description="Password for database_migration_url when it has none."
+    )
     db_pool_min: int = Field(default=1, ge=0, description="Minimum pooled DB connections.")
     db_pool_max: int = Field(default=10, ge=1, description="Maximum pooled DB connections.")
     log_level: str = Field(default="INFO", description="Root log level.")
@@ -97,11 +106,12 @@ class PavedSettings(BaseSettings):
                 raise ValueError(
                     "PAVED_KAFKA_SASL_PASSWORD is a placeholder; set a real secret outside dev/test"
                 )
-            pw = self.database_password
-            if pw is not None and pw.get_secret_value().lower() in PLACEHOLDER_SECRETS:
-                raise ValueError(
-                    "PAVED_DATABASE_PASSWORD is a placeholder; set a real secret outside dev/test"
-                )
+            for name, pw in (
+                ("PAVED_DATABASE_PASSWORD", self.database_password),
+                ("PAVED_DATABASE_MIGRATION_PASSWORD", self.database_migration_password),
+            ):
+                if pw is not None and pw.get_secret_value().lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"{name} is a placeholder; set a real secret outside dev/test")
             if self.database_url.hosts()[0].get("password") in PLACEHOLDER_SECRETS - {""}:
                 raise ValueError(
                     "PAVED_DATABASE_URL carries a placeholder password; use a real secret"

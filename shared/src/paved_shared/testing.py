@@ -121,3 +121,19 @@ async def wait_for(
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+async def drop_roles(admin_dsn: str, prefix: str) -> None:
+    """Drop every role named ``prefix*`` and what it owns (roles a test provisioned with
+    ``paved_shared.dbroles.provision_roles(..., role_prefix=prefix)``)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        roles = await conn.fetch("SELECT rolname FROM pg_roles WHERE rolname LIKE $1", prefix + "%")
+        for r in roles:
+            await conn.execute(f'DROP OWNED BY "{r["rolname"]}" CASCADE')
+        for r in roles:
+            await conn.execute(f'DROP ROLE "{r["rolname"]}"')
+    finally:
+        await conn.close()

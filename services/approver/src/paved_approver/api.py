@@ -184,6 +184,7 @@ def visible_teams(principal: Principal) -> frozenset[str] | None:
 
 
 def _require_visible(principal: Principal, row: store.Row) -> None:
+    # The case's own owner team (snapshot at opening), never the model's current one.
     teams = visible_teams(principal)
     owner = row["owner_team"]
     if teams is not None and owner is not None and owner not in teams:
@@ -268,7 +269,10 @@ class ApprovalView(BaseModel):
     required_approvals: int
     required_roles: list[str]
     signer_roles: list[str] = Field(description="Roles of which a signer must hold one.")
-    owner_team: str | None = Field(description="Team owning the model (team scoping).")
+    owner_team: str | None = Field(
+        description="Team that owned the model when the version was registered, frozen into "
+        "the case (team scoping); a later owner change does not alter it."
+    )
     state: ApprovalState
     auto_approved: bool
     created_at: datetime

@@ -29,6 +29,7 @@ from paved_schemas.events import (
     RegisteredModelUpdated,
 )
 from paved_shared.db import Connection, load_migrations
+from paved_shared.dbroles import DML, GrantPolicy
 from paved_shared.service import ServiceRuntime
 from prometheus_client import CollectorRegistry
 
@@ -39,6 +40,15 @@ from paved_approver.seal import load_sealer
 from paved_approver.settings import ApproverSettings
 
 SERVICE = "approver"
+APPROVER_GRANTS = GrantPolicy(
+    default=DML,
+    tables={
+        "signatures": frozenset({"SELECT", "INSERT"}),  # e-signatures are append-only
+        "schema_migrations": frozenset({"SELECT"}),
+    },
+    description="DML on its own tables; signatures INSERT/SELECT only",
+)
+"""The approver runtime role's privileges in its schema."""
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +73,7 @@ def create_runtime(
         tracer_provider=tracer_provider,
         metrics_registry=metrics_registry,
         description="Approval policy and e-signatures for validated model versions.",
+        grants=APPROVER_GRANTS,
     )
 
     async def on_model_event(env: Envelope[Any], conn: Connection) -> None:

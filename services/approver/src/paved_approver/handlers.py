@@ -56,6 +56,21 @@ log = logging.getLogger(__name__)
 SERVICE_ACTOR = "service:approver"
 SERVICE_ACTOR_NAME = "Paved approver"
 
+REGISTRY_SOURCE = "/paved/registry"
+"""The only source whose model facts (registrant, owner team, risk tier) the approver
+believes. Kafka ACLs let only the registry write the model topic; this check keeps a
+mislabelled or replayed foreign event from becoming the registrant of record."""
+VALIDATOR_SOURCE = "/paved/validator"
+"""The only source whose validation verdicts open a case."""
+
+
+def _require_source(env: Envelope[Any], expected: str) -> None:
+    if env.source != expected:
+        raise PermanentError(
+            f"{env.type} {env.id} comes from source {env.source!r}, not {expected!r}: the "
+            "approver believes this fact only from the service that owns it; dead-lettered"
+        )
+
 
 class UnknownApprovalError(LookupError):
     """No approval has the requested id."""
@@ -68,14 +83,28 @@ async def handle_model_event(
     env: Envelope[Any], conn: Connection, *, runtime: ServiceRuntime, policy: ApprovalPolicy
 ) -> None:
     """`ModelVersionRegistered`: remember the version; `ModelVersionRetired`: close its case;
-    `RegisteredModelCreated`/`Updated`: remember the model's owner team (team scoping)."""
+    `RegisteredModelCreated`/`Updated`: remember the model's owner team (team scoping).
+
+    Each is believed only from the registry (``REGISTRY_SOURCE``). The registrant is the
+    ``registered_by`` of the registry's ModelVersionRegistered: the registry sets it from
+    the authenticated caller, never from a field the requester fills in. An owner change
+    reaches versions registered later, never a case already open (its snapshot stays).
+    """
     data = env.data
+    _require_source(env, REGISTRY_SOURCE)
     if isinstance(data, RegisteredModelCreated):
         await store.record_owner_team(conn, data.model_name, data.owner_team)
     elif isinstance(data, RegisteredModelUpdated):
         for change in data.changes:
             if change.field == "owner_team":
                 await store.record_owner_team(conn, data.model_name, change.new)
+                for case in await store.open_cases(conn, data.model_name):
+                    log.warning(
+                        "%s moved from team %r to %r; open approval %s (v%d, %s) keeps owner "
+                        "team %r: who may sign it does not change", data.model_name,
+                        change.old, change.new, case["approval_id"], case["version"],
+                        case["state"], case["owner_team"],
+                    )  # fmt: skip
     elif isinstance(data, ModelVersionRegistered):
         await _on_registered(env, data, conn, runtime=runtime, policy=policy)
     elif isinstance(data, ModelVersionRetired):
@@ -94,6 +123,7 @@ async def handle_validation_event(
     data = env.data
     if not isinstance(data, ModelVersionValidated):
         return
+    _require_source(env, VALIDATOR_SOURCE)
     await store.lock_version(conn, data.model_name, data.version)
     await store.record_validation(conn, data, event_id=env.id)
     await _open_if_ready(conn, data.model_name, data.version, cause=env, runtime=runtime,

@@ -50,7 +50,8 @@ async def record_registration(
     await conn.execute(
         "UPDATE versions SET artifact_digest = $3, risk_tier = $4, version_hash = $5, "
         "registered_by = $6, registered_by_name = $7, registered_event_id = $8, "
-        "registered_at = now(), updated_at = now(), version_document = $9::jsonb "
+        "registered_at = now(), updated_at = now(), version_document = $9::jsonb, "
+        "owner_team = (SELECT owner_team FROM models WHERE models.model_name = $1) "
         "WHERE model_name = $1 AND version = $2",
         data.model_name, data.version, data.artifact_digest, data.model_card.risk_tier.value,
         version_hash, data.registered_by, data.registered_by_name, event_id,
@@ -69,7 +70,12 @@ async def version_document(conn: Connection, model_name: str, version: int) -> R
 
 
 async def record_owner_team(conn: Connection, model_name: str, owner_team: str | None) -> None:
-    """Remember which team owns a model (empty means none: visible to every team)."""
+    """Remember which team owns a model now (empty means none: visible to every team).
+
+    Only versions registered later and their cases see it: an open case keeps the owner
+    team it was opened with (``approvals.owner_team``), so moving a model into an
+    approver's team does not let that approver sign its pending case.
+    """
     await conn.execute(
         "INSERT INTO models (model_name, owner_team) VALUES ($1, $2) ON CONFLICT (model_name) "
         "DO UPDATE SET owner_team = EXCLUDED.owner_team, updated_at = now()",
@@ -130,19 +136,24 @@ async def insert_approval(
     requested_event_id: str,
 ) -> bool:
     """Open the case; False if the version has an open case or this validation already
-    opened one (unique indexes: never two open cases, never two per validation)."""
+    opened one (unique indexes: never two open cases, never two per validation).
+
+    The case snapshots the registrant and the owner team from ``version_row`` (both from
+    the registry's ModelVersionRegistered); every later decision reads only the snapshot.
+    """
     inserted: str | None = await conn.fetchval(
         "INSERT INTO approvals (approval_id, model_name, version, artifact_digest, version_hash, "
         "risk_tier, registered_by, registered_by_name, policy_version, required_approvals, "
         "required_roles, state, correlation_id, requested_event_id, opened_by_event_id, "
-        "eligible_roles, valid_for_s, policy_digest) "
+        "eligible_roles, valid_for_s, policy_digest, owner_team) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15, "
-        "$16, $17) ON CONFLICT DO NOTHING RETURNING approval_id",
+        "$16, $17, $18) ON CONFLICT DO NOTHING RETURNING approval_id",
         approval_id, version_row["model_name"], version_row["version"],
         version_row["artifact_digest"], version_row["version_hash"], version_row["risk_tier"],
         version_row["registered_by"], version_row["registered_by_name"], policy_version,
         required_approvals, list(required_roles), correlation_id, requested_event_id,
         version_row["validated_event_id"], list(eligible_roles), valid_for_s, policy_digest,
+        version_row["owner_team"],
     )  # fmt: skip
     return inserted is not None
 
@@ -150,8 +161,7 @@ async def insert_approval(
 async def lock_approval(conn: Connection, approval_id: str) -> Row | None:
     """The approval row, locked: concurrent decisions on one case run one after another."""
     row: Row | None = await conn.fetchrow(
-        "SELECT a.*, m.owner_team FROM approvals a LEFT JOIN models m USING (model_name) "
-        "WHERE a.approval_id = $1 FOR UPDATE OF a",
+        "SELECT * FROM approvals WHERE approval_id = $1 FOR UPDATE",
         approval_id,
     )
     return row
@@ -256,20 +266,22 @@ def case_of(row: Row) -> ApprovalCase:
     )
 
 
-_WITH_TEAM = "SELECT a.*, m.owner_team FROM approvals a LEFT JOIN models m USING (model_name) "
-
-
 async def get_approval(conn: Connection, approval_id: str) -> Row | None:
-    """One case with its model's owner team."""
-    row: Row | None = await conn.fetchrow(_WITH_TEAM + "WHERE a.approval_id = $1", approval_id)
+    """One case (its owner team is the snapshot taken when it opened)."""
+    row: Row | None = await conn.fetchrow(
+        "SELECT * FROM approvals WHERE approval_id = $1", approval_id
+    )
     return row
 
 
-async def owner_team(conn: Connection, model_name: str) -> str | None:
-    found: str | None = await conn.fetchval(
-        "SELECT owner_team FROM models WHERE model_name = $1", model_name
+async def open_cases(conn: Connection, model_name: str) -> list[Row]:
+    """The model's pending or granted cases (they keep their own owner team)."""
+    rows = await conn.fetch(
+        "SELECT approval_id, version, owner_team, state FROM approvals "
+        "WHERE model_name = $1 AND state IN ('pending', 'granted') ORDER BY version",
+        model_name,
     )
-    return found
+    return list(rows)
 
 
 async def list_approvals(
@@ -280,12 +292,13 @@ async def list_approvals(
     limit: int,
     teams: Collection[str] | None = None,
 ) -> list[Row]:
-    """Cases newest first; ``teams`` (None: all) keeps models of those teams or of none."""
+    """Cases newest first; ``teams`` (None: all) keeps cases whose snapshot owner team is one
+    of those teams, or none."""
     rows = await conn.fetch(
-        _WITH_TEAM + "WHERE ($1::text IS NULL OR a.state = $1) "
-        "AND ($2::text IS NULL OR a.model_name = $2) "
-        "AND ($4::text[] IS NULL OR m.owner_team IS NULL OR m.owner_team = ANY($4::text[])) "
-        "ORDER BY a.created_at DESC, a.approval_id LIMIT $3",
+        "SELECT * FROM approvals WHERE ($1::text IS NULL OR state = $1) "
+        "AND ($2::text IS NULL OR model_name = $2) "
+        "AND ($4::text[] IS NULL OR owner_team IS NULL OR owner_team = ANY($4::text[])) "
+        "ORDER BY created_at DESC, approval_id LIMIT $3",
         state.value if state else None, model_name, limit,
         None if teams is None else list(teams),
     )  # fmt: skip

@@ -1,70 +1,36 @@
 """Who may read the audit trail: the one place the audit API learns its caller.
 
-Until OIDC lands (``paved_shared.auth``), the caller names itself and its roles in two
-headers. Swap ``current_principal`` for a token-verifying dependency; the routes only
-depend on ``require_auditor``.
+Authentication is the platform's (``paved_shared.auth``): an OIDC bearer token in
+``oidc`` mode, the ``X-Paved-*`` dev headers only in dev-headers mode, which settings
+refuse outside dev/test. Every route but health depends on ``require_auditor``: the
+caller must hold the ``auditor`` or ``admin`` role (401 without valid credentials,
+403 without the role).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Annotated, Final
 
-from fastapi import Depends, Header
+from fastapi import Depends, Request
+from paved_shared.auth import AuthSettings, Principal, Role, principal_dependency, require_role
 
-from paved_audit.problems import ProblemError
+READ_ROLES: Final = (Role.AUDITOR, Role.ADMIN)
 
-USER_HEADER: Final = "X-Paved-User"
-ROLES_HEADER: Final = "X-Paved-Roles"
-READ_ROLES: Final = frozenset({"auditor", "admin"})
-_USER_ID = re.compile(r"^\S{1,250}$")
-_ROLE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+__all__ = ["READ_ROLES", "Principal", "current_principal", "require_auditor"]
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller."""
-
-    user_id: str
-    roles: frozenset[str]
+def _auth_settings(request: Request) -> AuthSettings:
+    settings: AuthSettings = request.app.state.runtime.settings
+    return settings
 
 
-async def current_principal(
-    user_id: Annotated[
-        str | None, Header(alias=USER_HEADER, description="User id of the caller.")
-    ] = None,
-    roles: Annotated[
-        str | None,
-        Header(alias=ROLES_HEADER, description="Comma-separated roles, e.g. `auditor`."),
-    ] = None,
-) -> Principal:
-    """The caller; 401 problem+json when it cannot be told."""
-    if user_id is None or not _USER_ID.match(user_id):
-        raise ProblemError(
-            401, "unauthenticated", "Unauthenticated",
-            f"header {USER_HEADER} must name you (one word, 1-250 characters), got {user_id!r}",
-            headers={"WWW-Authenticate": f'PavedUser header="{USER_HEADER}"'},
-        )  # fmt: skip
-    names = [r.strip() for r in (roles or "").split(",") if r.strip()]
-    bad = [r for r in names if not _ROLE.match(r)]
-    if bad:
-        raise ProblemError(
-            400, "invalid-roles", "Invalid roles",
-            f"header {ROLES_HEADER} holds invalid role names {bad!r}",
-        )  # fmt: skip
-    return Principal(user_id, frozenset(names))
+current_principal = principal_dependency(_auth_settings)
+"""The caller (OIDC bearer token, or dev headers in dev/test); raises ``AuthError``."""
 
 
 async def require_auditor(
     principal: Annotated[Principal, Depends(current_principal)],
 ) -> Principal:
-    """The caller, when one of its roles may read the audit trail; else 403."""
-    if not principal.roles & READ_ROLES:
-        held = ", ".join(sorted(principal.roles)) or "none"
-        raise ProblemError(
-            403, "forbidden", "Forbidden",
-            f"user {principal.user_id!r} holds roles [{held}]; reading the audit trail needs "
-            f"one of {sorted(READ_ROLES)}",
-        )  # fmt: skip
+    """The caller, when one of its roles may read the audit trail; else ``ForbiddenError``."""
+    require_role(principal, *READ_ROLES, action="read the audit trail")
     return principal

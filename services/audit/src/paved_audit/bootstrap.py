@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace import TracerProvider
 from paved_schemas.events import AuditCheckpointSigned, AuditRecordSealed
 from paved_shared.db import load_migrations
+from paved_shared.dbroles import GrantPolicy
 from paved_shared.service import ServiceRuntime
 from prometheus_client import CollectorRegistry
 
@@ -31,9 +32,33 @@ DESCRIPTION = (
 )
 
 
+AUDIT_GRANTS = GrantPolicy(
+    default=frozenset(),
+    tables={
+        # The trail: append and read, nothing else (no UPDATE, DELETE, TRUNCATE, ALTER).
+        "audit_records": frozenset({"SELECT", "INSERT"}),
+        "audit_checkpoints": frozenset({"SELECT", "INSERT"}),
+        # Idempotent consumer: the id of each sealed event, written once.
+        "processed_events": frozenset({"SELECT", "INSERT"}),
+        # Outbox: the relay reads pending rows and marks them published; it can never
+        # rewrite what a row says (value, key, topic, headers).
+        "outbox": frozenset({"SELECT", "INSERT", "UPDATE (published_at, attempts, last_error)"}),
+        "schema_migrations": frozenset({"SELECT"}),
+    },
+    description="INSERT/SELECT on the trail; outbox bookkeeping columns only",
+)
+"""The audit runtime role's privileges; any table not named here gets none."""
+
+
 def make_signer(settings: AuditSettings) -> Signer:
-    """The checkpoint signer the settings name (a local file key; loaded on first use)."""
-    return FileSigner(settings.audit_checkpoint_key_path)
+    """The checkpoint signer the settings name (a local file key; loaded on first use).
+
+    Only dev/test may generate a missing key; elsewhere the start fails naming the path.
+    """
+    return FileSigner(
+        settings.audit_checkpoint_key_path,
+        create_if_missing=settings.environment in {"dev", "test"},
+    )
 
 
 def make_checkpointer(settings: AuditSettings, signer: Signer) -> Checkpointer:
@@ -66,6 +91,7 @@ def create_runtime(
         tracer_provider=tracer_provider,
         metrics_registry=metrics_registry,
         description=DESCRIPTION,
+        grants=AUDIT_GRANTS,
     )
     # Handlers need the record exactly as received (unknown attributes included) and its
     # Kafka coordinates, which the plain EventConsumer does not pass on.

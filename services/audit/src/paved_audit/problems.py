@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from paved_shared.auth import AuthError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -78,6 +79,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         return problem_response(request, problem)
 
+    async def on_auth(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AuthError)
+        title = "Unauthenticated" if exc.status == 401 else "Forbidden"
+        problem = ProblemError(exc.status, exc.code, title, exc.detail, headers=exc.headers)
+        return problem_response(request, problem)
+
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(AuthError, on_auth)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Self
 
 from paved_schemas import topics
+from paved_shared.auth import AuthSettings
 from paved_shared.settings import PavedSettings
 from pydantic import Field, model_validator
+from pydantic_settings import SettingsConfigDict
 
 _TOPIC_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
 
@@ -18,8 +20,11 @@ def _default_key_path() -> Path:
     return Path(os.environ.get("PAVED_RUN_DIR", ".run")) / "audit" / "checkpoint-ed25519.pem"
 
 
-class AuditSettings(PavedSettings):
-    """Everything the audit worker reads from its environment; ``PAVED_AUDIT_*`` are its own."""
+class AuditSettings(PavedSettings, AuthSettings):
+    """Everything the audit worker reads from its environment: the shared Paved settings, the
+    auth settings (``PAVED_AUTH_MODE``, ``PAVED_OIDC_*``) and its own ``PAVED_AUDIT_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="PAVED_", extra="ignore", frozen=True)
 
     service_name: str = Field(default="audit", description="Name used in logs, traces, metrics.")
     audit_db_schema: str = Field(
@@ -58,8 +63,9 @@ class AuditSettings(PavedSettings):
     )
     audit_checkpoint_key_path: Path = Field(
         default_factory=_default_key_path,
-        description="Ed25519 private key (PEM) signing checkpoints; created (mode 0600) on "
-        "first start when absent, its public key written beside it as <name>.pub.pem. "
+        description="Ed25519 private key (PEM) signing checkpoints, its public key beside it "
+        "as <name>.pub.pem. Created (mode 0600) on first start only in dev/test; elsewhere a "
+        "missing key stops the start (docs/runbooks/audit-checkpoint-key.md). "
         "Default: $PAVED_RUN_DIR/audit/checkpoint-ed25519.pem.",
     )
     audit_checkpoint_every_records: int = Field(

@@ -36,7 +36,8 @@ from prometheus_client import CollectorRegistry
 
 pytestmark = pytest.mark.integration
 
-AUDITOR = {"X-Paved-User": "ines", "X-Paved-Roles": "auditor"}
+AUDITOR = {"X-Paved-User": "ines", "X-Paved-User-Name": "Ines Auditor",
+           "X-Paved-Roles": "auditor"}  # fmt: skip
 
 
 @dataclass
@@ -222,14 +223,15 @@ async def test_the_api_serves_auditors_and_admins_only(trail: Trail) -> None:
     anonymous = await c.get("/api/v1/audit/records")
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"] == "application/problem+json"
-    assert "X-Paved-User must name you" in anonymous.json()["detail"]
-    scientist_headers = {"X-Paved-User": "sam", "X-Paved-Roles": "scientist"}
+    assert "missing X-Paved-User header" in anonymous.json()["detail"]
+    scientist_headers = {"X-Paved-User": "sam", "X-Paved-User-Name": "Sam Scientist",
+                         "X-Paved-Roles": "scientist"}  # fmt: skip
     scientist = await c.get("/api/v1/audit/records", headers=scientist_headers)
     assert scientist.status_code == 403
-    assert "holds roles [scientist]" in scientist.json()["detail"]
+    assert "needs role auditor or admin, holds ['scientist']" in scientist.json()["detail"]
     for roles in ("auditor", "admin", "scientist, auditor"):
         ok = await c.get("/api/v1/audit/records?limit=3",
-                         headers={"X-Paved-User": "ines", "X-Paved-Roles": roles})  # fmt: skip
+                         headers={**AUDITOR, "X-Paved-Roles": roles})  # fmt: skip
         assert ok.status_code == 200, ok.text
         assert [r["sequence"] for r in ok.json()] == [0, 1, 2]
     write = await c.post("/api/v1/audit/records", headers=AUDITOR, json={})
@@ -358,21 +360,28 @@ async def test_cli_verifies_proves_exports_and_replays_from_the_topic(
     assert "pinned)" in out
     assert "audit chain verified" in out
 
-    code, out = await paved("audit", "prove", "9", *topic, "--out", str(tmp_path / "p.json"))
+    pin = ("--public-key", str(pub))
+    code, out = await paved("audit", "prove", "9", *topic, *pin, "--out", str(tmp_path / "p.json"))
     assert code == 0, out
     code, out = await paved("audit", "verify-proof", str(tmp_path / "p.json"),
                             "--public-key", str(pub))  # fmt: skip
     assert code == 0, out
     assert "record 9 is included in signed checkpoint" in out
-    code, out = await paved("audit", "consistency", "0", "1", *topic,
+    code, out = await paved("audit", "consistency", "0", "1", *topic, *pin,
                             "--out", str(tmp_path / "c.json"))  # fmt: skip
     assert code == 0, out
     assert "(size 8) extends #0 (size 5)" in out
 
-    code, out = await paved("audit", "checkpoint", *topic, "--out", str(tmp_path / "w.json"))
+    code, out = await paved("audit", "checkpoint", *topic, *pin, "--out", str(tmp_path / "w.json"))
     assert code == 0, out
-    code, out = await paved("audit", "verify", *topic, "--witness", str(tmp_path / "w.json"))
+    code, out = await paved("audit", "verify", *topic, *pin, "--witness", str(tmp_path / "w.json"))
     assert code == 0, out
+    # Unpinned, nothing vouches for the trail: refused before reading, never "verified".
+    for command in (("verify",), ("prove", "9"), ("consistency", "0", "1"), ("replay",)):
+        code, out = await paved("audit", *command, *topic)
+        assert code == 2, (command, out)
+        assert "needs a pinned checkpoint public key" in out
+        assert "verified" not in out.replace("nothing was verified", "")
 
     folder = str(tmp_path / "export")
     code, out = await paved("audit", "export", "trail-two", "1", *topic, "--out", folder,
@@ -392,11 +401,12 @@ async def test_cli_verifies_proves_exports_and_replays_from_the_topic(
     assert "INVALID: record 8: inclusion proof of leaf 8" in out
 
     schema = unique("t_cli")
-    code, out = await paved("audit", "replay", *topic, "--schema", schema, "--model", "trail-one")
+    code, out = await paved("audit", "replay", *topic, *pin, "--schema", schema,
+                            "--model", "trail-one")  # fmt: skip
     assert code == 0, out
     assert "replay reproduces the signed root" in out
     assert "Model trail-one: 7 records" in out
-    code, out = await paved("audit", "replay", *topic, "--schema", schema)
+    code, out = await paved("audit", "replay", *topic, *pin, "--schema", schema)
     assert code == 1
     assert "already holds 15 audit records" in out
     code, out = await paved("audit", "verify-bundle", str(tmp_path / "forged.json"))

@@ -67,7 +67,7 @@ async def test_a_bundle_verifies_offline_and_any_change_is_caught(
         "bundle_signature does not verify: the bundle was changed"
     ]
 
-    other = await FileSigner(tmp_path / "other.pem").public_key()
+    other = await FileSigner(tmp_path / "other.pem", create_if_missing=True).public_key()
     assert not verify_bundle(loaded, other).ok
 
 

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.unit
 
 async def test_creates_a_private_key_0600_and_publishes_the_public_key(tmp_path: Path) -> None:
     path = tmp_path / "audit" / "checkpoint.pem"
-    signer = FileSigner(path)
+    signer = FileSigner(path, create_if_missing=True)
     assert not path.exists()  # nothing happens before first use
     assert isinstance(signer, Signer)
     signature = await signer.sign(b"message")
@@ -37,19 +37,19 @@ async def test_creates_a_private_key_0600_and_publishes_the_public_key(tmp_path:
 
 async def test_reloads_the_same_key(tmp_path: Path) -> None:
     path = tmp_path / "k.pem"
-    first = FileSigner(path)
+    first = FileSigner(path, create_if_missing=True)
     first.load()
-    again = FileSigner(path)
+    again = FileSigner(path, create_if_missing=True)
     assert again.key_id == first.key_id
     assert await again.public_key() == await first.public_key()
 
 
 def test_refuses_a_key_others_can_read(tmp_path: Path) -> None:
     path = tmp_path / "k.pem"
-    FileSigner(path).load()
+    FileSigner(path, create_if_missing=True).load()
     os.chmod(path, 0o644)
     with pytest.raises(SignerKeyError, match=r"mode 0644: others can read it; run `chmod 600"):
-        FileSigner(path).load()
+        FileSigner(path, create_if_missing=True).load()
 
 
 def test_refuses_a_key_that_is_not_ed25519(tmp_path: Path) -> None:
@@ -62,7 +62,49 @@ def test_refuses_a_key_that_is_not_ed25519(tmp_path: Path) -> None:
     path.write_bytes(pem)
     os.chmod(path, 0o600)
     with pytest.raises(SignerKeyError, match="PrivateKey, not an Ed25519 key"):
-        FileSigner(path).load()
+        FileSigner(path, create_if_missing=True).load()
     path.write_text("garbage")
     with pytest.raises(SignerKeyError, match="not an unencrypted PEM private key"):
+        FileSigner(path, create_if_missing=True).load()
+
+
+def test_a_missing_key_is_an_error_unless_creation_is_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "prod" / "checkpoint.pem"
+    with pytest.raises(SignerKeyError) as refused:
         FileSigner(path).load()
+    assert str(path) in str(refused.value)
+    assert "docs/runbooks/audit-checkpoint-key.md" in str(refused.value)
+    assert not path.exists()
+    assert not public_key_path(path).exists()
+    assert not path.parent.exists()  # nothing was created on the way
+
+
+@pytest.mark.parametrize(
+    ("environment", "creates"),
+    [("dev", True), ("test", True), ("staging", False), ("prod", False)],
+)
+def test_only_dev_and_test_generate_the_checkpoint_key(
+    tmp_path: Path, environment: str, creates: bool
+) -> None:
+    from paved_audit.bootstrap import make_signer
+    from paved_audit.settings import AuditSettings
+
+    path = tmp_path / "k.pem"
+    extra = {} if environment in {"dev", "test"} else {
+        "auth_mode": "oidc", "oidc_issuer": "https://sso.example/realms/paved",
+        "oidc_audience": "paved-api",
+    }  # fmt: skip
+    settings = AuditSettings(
+        environment=environment,
+        audit_checkpoint_key_path=path,
+        **extra,  # type: ignore[arg-type]
+    )
+    signer = make_signer(settings)
+    assert isinstance(signer, FileSigner)
+    if creates:
+        signer.load()
+        assert path.exists()
+    else:
+        with pytest.raises(SignerKeyError, match="keys are generated only in dev/test"):
+            signer.load()
+        assert not path.exists()

@@ -221,7 +221,7 @@ async def test_a_removed_checkpoint_breaks_the_checkpoint_chain(
 async def test_checkpoints_signed_by_another_key_are_refused(
     trail: list[ChainRecord], signer: FileSigner, make_checkpoints: Any, tmp_path: Path
 ) -> None:
-    mallory = FileSigner(tmp_path / "mallory.pem")
+    mallory = FileSigner(tmp_path / "mallory.pem", create_if_missing=True)
     cps = await make_checkpoints(trail, SIZES, mallory)
     report = verify_records(trail, checkpoints=cps, public_key=await _key(signer))
     _assert_named(report, ErrorKind.CHECKPOINT_SIGNATURE, 4, 0)

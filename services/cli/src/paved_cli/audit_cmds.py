@@ -1,5 +1,13 @@
 """Audit commands: verify, replay, prove, consistency, checkpoint, export, verify-bundle,
-verify-proof. Everything but `export --source api` works from the audit topic alone."""
+verify-proof. Everything but `export --source api` works from the audit topic alone.
+
+Every command that vouches for the trail needs a pinned checkpoint public key
+(``--public-key FILE`` or ``$PAVED_AUDIT_PUBLIC_KEY``), obtained out of band: a trail
+checked against the key it carries itself proves only that someone signed it. Without
+one they exit ``EXIT_UNPINNED`` (2) before reading anything. ``verify
+--trust-embedded-key`` checks the chain against the embedded key anyway, prints a
+warning, and exits ``EXIT_EMBEDDED_KEY`` (3) even when everything else is intact.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from paved_cli.common import bootstrap, console, env, fail
+from paved_cli.common import bootstrap, console, env, err, fail
 
 if TYPE_CHECKING:
     from paved_audit.domain.checkpoint import SignedCheckpoint
@@ -27,11 +35,16 @@ KeyOpt = Annotated[
     Path | None,
     typer.Option(
         "--public-key",
-        help="checkpoint public key to pin (PEM or base64); default $PAVED_AUDIT_PUBLIC_KEY, "
-        "else the key the trail carries (reported as not pinned)",
+        help="checkpoint public key to pin (PEM or base64); default $PAVED_AUDIT_PUBLIC_KEY. "
+        "Required: the trail's own key proves nothing",
     ),
 ]
 DEFAULT_TOPIC = "paved.audit.v1"
+KEY_ENV = "PAVED_AUDIT_PUBLIC_KEY"
+EXIT_UNPINNED = 2
+"""No pinned public key: nothing was verified."""
+EXIT_EMBEDDED_KEY = 3
+"""verify --trust-embedded-key: intact, but only against the trail's own key."""
 
 
 def _read_text(path: Path, what: str) -> str:
@@ -44,7 +57,7 @@ def _read_text(path: Path, what: str) -> str:
 def _public_key(path: Path | None) -> bytes | None:
     from paved_audit.domain.checkpoint import CheckpointError, load_public_key
 
-    chosen = path or (Path(p) if (p := os.environ.get("PAVED_AUDIT_PUBLIC_KEY")) else None)
+    chosen = path or (Path(p) if (p := os.environ.get(KEY_ENV)) else None)
     if chosen is None:
         return None
     try:
@@ -57,6 +70,20 @@ def _required_key(path: Path | None) -> bytes:
     key = _public_key(path)
     if key is None:
         raise fail("offline verification needs the public key: pass --public-key FILE")
+    return key
+
+
+def _pinned_key(path: Path | None, what: str = "verifying the audit trail") -> bytes:
+    """The pinned key, or exit ``EXIT_UNPINNED`` saying where to get one."""
+    key = _public_key(path)
+    if key is None:
+        raise fail(
+            f"{what} needs a pinned checkpoint public key: pass --public-key FILE or set "
+            f"{KEY_ENV} (the <key>.pub.pem the audit service publishes, obtained out of band; "
+            "see docs/runbooks/audit-inspection.md). Checking the trail against the key it "
+            "carries itself would prove nothing; nothing was verified",
+            code=EXIT_UNPINNED,
+        )
     return key
 
 
@@ -122,11 +149,24 @@ def audit_verify(
             "must still hold what it signed"
         ),
     ] = None,
+    trust_embedded_key: Annotated[
+        bool,
+        typer.Option(
+            "--trust-embedded-key",
+            help="no pinned key: check against the key the trail carries, warn, and exit "
+            f"{EXIT_EMBEDDED_KEY} even if intact (never 0)",
+        ),
+    ] = False,
 ) -> None:
-    """Verify chain, Merkle tree and checkpoint signatures, naming the first bad record."""
+    """Verify chain, Merkle tree and checkpoint signatures against a pinned public key,
+    naming the first bad record."""
     from paved_audit import verify
 
-    key = _public_key(public_key)
+    key: bytes | None
+    if trust_embedded_key and _public_key(public_key) is None:
+        key = None
+    else:
+        key = _pinned_key(public_key)
     saved = _witness(witness)
 
     async def run() -> Any:
@@ -150,6 +190,15 @@ def audit_verify(
             report = asyncio.run(run())
         except (ValueError, TimeoutError) as exc:
             raise fail(str(exc)) from exc
+    if key is None:
+        for line in report.summary_lines():
+            console.print(line, markup=False, highlight=False)
+        err.print(
+            "[bold red]WARNING: NOT VERIFIED against a pinned key.[/] The checkpoints were "
+            "checked only against the key the trail carries itself, which anyone who can "
+            f"rewrite the trail can replace. Pin the key with --public-key or {KEY_ENV}."
+        )
+        raise typer.Exit(1 if not report.ok else EXIT_EMBEDDED_KEY)
     _print_report(report.summary_lines(), report.ok, "audit chain verified")
 
 
@@ -180,12 +229,12 @@ def audit_replay(
         raise fail(str(exc)) from exc
     url = dsn or env("PAVED_DATABASE_URL", "postgresql://postgres@127.0.0.1:5433/paved")
     when = since.replace(tzinfo=since.tzinfo or UTC) if since is not None else None
+    key = _pinned_key(public_key, "replaying the audit trail")
     with console.status(f"replaying {topic} into schema {name} ..."):
         try:
             report = asyncio.run(
                 replay_topic(
-                    bootstrap(), url, name, topic=topic, since=when, model=model,
-                    public_key=_public_key(public_key),
+                    bootstrap(), url, name, topic=topic, since=when, model=model, public_key=key,
                 )
             )  # fmt: skip
         except (ReplayError, ValueError, TimeoutError) as exc:
@@ -205,7 +254,7 @@ def audit_prove(
     from paved_audit.domain.merkle import ProofError, leaf_hash
     from paved_audit.proofs import covering_checkpoint, inclusion_document, verify_proof_document
 
-    read, report = _verified_read(topic, _public_key(public_key))
+    read, report = _verified_read(topic, _pinned_key(public_key, "proving inclusion"))
     valid = read.checkpoints[: report.checkpoints_valid]
     try:
         cp = covering_checkpoint(valid, sequence, size)
@@ -230,7 +279,7 @@ def audit_consistency(
     from paved_audit.domain.merkle import ProofError, leaf_hash
     from paved_audit.proofs import consistency_document, verify_proof_document
 
-    read, report = _verified_read(topic, _public_key(public_key))
+    read, report = _verified_read(topic, _pinned_key(public_key, "proving consistency"))
     valid = {c.body.index: c for c in read.checkpoints[: report.checkpoints_valid]}
     missing = [i for i in (first, second) if i not in valid]
     if missing:
@@ -253,7 +302,7 @@ def audit_checkpoint(
     public_key: KeyOpt = None,
 ) -> None:
     """Save the latest verified checkpoint, to pass later as `verify --witness`."""
-    _, report = _verified_read(topic, _public_key(public_key))
+    _, report = _verified_read(topic, _pinned_key(public_key, "saving a verified checkpoint"))
     if report.latest_checkpoint is None:
         raise fail(f"no signed checkpoint on {topic} yet")
     _emit(report.latest_checkpoint.to_json(), out)
@@ -275,7 +324,7 @@ def audit_export(
     """Inspector export of one model version: signed JSON bundle + readable HTML report."""
     from paved_audit.export import BundleError, build_bundle, render_html, verify_bundle
 
-    key = _public_key(public_key)
+    key = _pinned_key(public_key, "exporting verified evidence")
     if source == "api":
         bundle = _api_get(f"/api/v1/audit/exports/{model}/{version}")
     elif source == "topic":
@@ -298,10 +347,7 @@ def audit_export(
             raise fail(str(exc)) from exc
     else:
         raise fail(f"unknown --source {source!r}; use topic or api")
-    from paved_audit.domain.checkpoint import SignedCheckpoint
-
-    trusted = key or SignedCheckpoint.from_json(bundle["checkpoint"]).public_key
-    checked = verify_bundle(bundle, trusted)
+    checked = verify_bundle(bundle, key)
     out.mkdir(parents=True, exist_ok=True)
     (out / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n")
     (out / "report.html").write_text(render_html(bundle, checked))
@@ -351,10 +397,14 @@ def _api_get(path: str) -> Any:
     import httpx
 
     base = env("PAVED_AUDIT_URL", "http://127.0.0.1:8082")
-    headers = {
-        "X-Paved-User": env("PAVED_USER", os.environ.get("USER", "unknown")),
+    user = env("PAVED_USER", os.environ.get("USER", "unknown"))
+    headers = {  # dev headers count only where the audit API runs in dev-headers mode
+        "X-Paved-User": user,
+        "X-Paved-User-Name": env("PAVED_USER_NAME", user),
         "X-Paved-Roles": env("PAVED_ROLES", "auditor"),
     }
+    if token := os.environ.get("PAVED_TOKEN", "").strip():
+        headers["Authorization"] = f"Bearer {token}"
     try:
         response = httpx.get(base + path, headers=headers, timeout=120)
     except httpx.HTTPError as exc:

@@ -205,12 +205,33 @@ async def _follow(bootstrap: str, deployment_id: str, console: Console) -> str |
     return None
 
 
+def _demo_public_key() -> Path:
+    """The checkpoint public key the demo pins: $PAVED_AUDIT_PUBLIC_KEY, else the one the
+    local audit service wrote beside its key (a file the trail itself cannot replace)."""
+    from paved_audit.adapters.file_signer import public_key_path
+    from paved_audit.settings import AuditSettings
+
+    if chosen := os.environ.get("PAVED_AUDIT_PUBLIC_KEY"):
+        return Path(chosen)
+    return public_key_path(AuditSettings().audit_checkpoint_key_path)
+
+
 def _verify_audit(bootstrap: str, console: Console) -> int:
     from paved_audit import verify
+    from paved_audit.domain.checkpoint import CheckpointError, load_public_key
 
     time.sleep(1.0)  # let the audit service seal the last status event
-    report = asyncio.run(verify.verify_topic(bootstrap))
-    console.print("6. audit trail:")
+    pub = _demo_public_key()
+    try:
+        key = load_public_key(pub.read_text())
+    except (OSError, CheckpointError) as exc:
+        console.print(
+            f"[bold red]cannot pin the audit checkpoint key {pub}:[/] {exc}; "
+            "set PAVED_AUDIT_PUBLIC_KEY to the audit service's <key>.pub.pem"
+        )
+        return 1
+    report = asyncio.run(verify.verify_topic(bootstrap, public_key=key))
+    console.print(f"6. audit trail (checkpoint key pinned from {pub}):")
     for line in report.summary_lines():
         console.print(f"  {line}")
     if not report.ok:

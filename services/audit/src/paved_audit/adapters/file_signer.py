@@ -1,9 +1,12 @@
 """An Ed25519 key in a local file: the checkpoint signer for laptops and CI.
 
-The private key is PKCS#8 PEM, created on first use when absent (mode 0600, created
-exclusively so two starting replicas cannot both write one), never logged. A key file
-that others can read is refused. The public key is written beside it
-(``<name>.pub.pem``) for auditors to pin.
+The private key is PKCS#8 PEM, never logged. When absent it is created on first use
+(mode 0600, created exclusively so two starting replicas cannot both write one) only
+if the signer was built with ``create_if_missing`` (dev/test); anywhere else a missing
+key is an error naming the path and the runbook, and no file is written: a silently
+generated key would sign checkpoints no auditor has pinned. A key file that others can
+read is refused. The public key is written beside it (``<name>.pub.pem``) for auditors
+to pin.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from paved_audit.domain.checkpoint import key_id_of, public_key_pem
 log = logging.getLogger(__name__)
 
 
+RUNBOOK = "docs/runbooks/audit-checkpoint-key.md"
+
+
 class SignerKeyError(RuntimeError):
     """The key file cannot be used; says which file and why."""
 
@@ -32,17 +38,26 @@ def public_key_path(key_path: Path) -> Path:
 
 
 class FileSigner:
-    """``Signer`` backed by an Ed25519 PEM file; loads (or creates) it on first use."""
+    """``Signer`` backed by an Ed25519 PEM file; loads it on first use, and creates it when
+    absent only with ``create_if_missing`` (dev/test)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, create_if_missing: bool = False) -> None:
         self.path = path
+        self.create_if_missing = create_if_missing
         self._key: Ed25519PrivateKey | None = None
         self._public: bytes = b""
 
     def load(self) -> None:
-        """Load the key, creating it (0600) when the file does not exist. Idempotent."""
+        """Load the key; when the file does not exist create it (0600) if allowed, else
+        raise ``SignerKeyError`` naming the path and the runbook. Idempotent."""
         if self._key is not None:
             return
+        if not self.path.exists() and not self.create_if_missing:
+            raise SignerKeyError(
+                f"checkpoint key {self.path} does not exist, and keys are generated only in "
+                "dev/test (PAVED_ENVIRONMENT); install the provisioned key there (or set "
+                f"PAVED_AUDIT_CHECKPOINT_KEY_PATH to it) as {RUNBOOK} describes"
+            )
         key = self._read() if self.path.exists() else self._create()
         self._key = key
         self._public = key.public_key().public_bytes(

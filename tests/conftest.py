@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from e2e_support import E2E
 from paved_shared.devstack import DevStack
-from paved_shared.platform import Platform, ephemeral_specs
+from paved_shared.kafka_acl import SecretsDir
+from paved_shared.platform import Platform, ephemeral_specs, provision_database_roles
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +62,10 @@ def e2e(e2e_stack: DevStack) -> Iterator[E2E]:
         base_env,
         ephemeral_specs(run_dir / "deployments"),
         kafka_secrets=e2e_stack.kafka.secrets,
+        # Migrating as the owner role, serving as each service's own runtime role.
+        service_env=provision_database_roles(
+            dsn, SecretsDir(e2e_stack.kafka.run_dir / "secrets" / "postgres")
+        ),
     )
     try:
         platform.start_all()

@@ -154,16 +154,17 @@ async def test_happy_path_register_validate_approve_deploy_predict_audit(
         # A subscriber in another process follows the rollout live from Kafka.
         watcher = subprocess.Popen(  # noqa: ASYNC220 - a child we wait for below
             [sys.executable, "-m", "paved_cli", "deployments", "watch", "--model", model,
-             "--until", "ready", "--timeout", "90"],
+             "--until", "ready", "--timeout", "90", "--from-beginning"],
             env={**os.environ, **e2e.env()}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True,
         )  # fmt: skip
-        await asyncio.sleep(2.0)  # let it subscribe at the end of the topic
+        # (it replays the model's history first, so a slow start cannot miss "pending")
         dep = sam.request_deployment(model, version, "local")
         ready = await _wait_status(e2e.bootstrap, dep["deployment_id"], "ready")
         assert ready.data.status == "ready", ready.data.reason
         out, _ = await asyncio.to_thread(watcher.communicate, timeout=60)
         assert watcher.returncode == 0, out
+        assert all(s in out for s in ("pending", "provisioning", "ready")), out
         assert out.index("pending") < out.index("provisioning") < out.index("ready"), out
 
         sample = m.x[[0, 1, 60, 100, 149]]

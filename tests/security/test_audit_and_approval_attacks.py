@@ -46,7 +46,7 @@ from paved_schemas.events import (
 )
 from paved_shared.db import create_pool
 from paved_shared.dbroles import ServiceDsns, provision_roles
-from paved_shared.kafka import ensure_topics
+from paved_shared.kafka import ensure_topics, kafka_auth
 from paved_shared.outbox import pending_count
 from paved_shared.testing import TopicSpec, drop_roles, sample_event, unique, wait_for
 from prometheus_client import CollectorRegistry
@@ -154,7 +154,10 @@ class Approver:
 
 @pytest.fixture(scope="module")
 async def producer(stack: Any) -> AsyncIterator[AIOKafkaProducer]:
-    p = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True)
+    p = AIOKafkaProducer(
+        bootstrap_servers=stack.bootstrap, acks="all", enable_idempotence=True,
+        **kafka_auth().aiokafka(),
+    )  # fmt: skip
     await p.start()
     try:
         yield p
@@ -462,6 +465,7 @@ async def test_a_missing_checkpoint_key_outside_dev_test_stops_the_start(
         environment=environment, auth_mode="oidc",
         oidc_issuer="https://sso.example/realms/paved", oidc_audience="paved-api",
         audit_checkpoint_key_path=key, database_password="a-real-secret-" + uuid.uuid4().hex,
+        kafka_security_protocol="SASL_SSL",
     )  # type: ignore[arg-type]  # fmt: skip
     app = create_audit(settings, metrics_registry=CollectorRegistry())
     with pytest.raises(SignerKeyError) as refused:

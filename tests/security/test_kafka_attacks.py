@@ -191,7 +191,7 @@ async def test_a_fact_from_a_non_owning_source_is_dead_lettered_and_changes_noth
         passed = ModelVersionValidated(
             model_name=model, version=version, artifact_digest=m.digest, passed=True,
             checks=[], evidence_uri="file:///tmp/forged.json",
-            evidence_digest="0" * 64, validator_version="0.0.0",
+            evidence_digest="sha256:" + "0" * 64, validator_version="0.0.0",
         )  # fmt: skip
         forged_validation = Envelope.new(
             passed, source="/paved/registry", actor="service:registry", actorname="Registry"

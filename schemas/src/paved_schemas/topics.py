@@ -144,7 +144,7 @@ def topic_spec(name: str) -> TopicSpec:
     raise KeyError(f"unknown topic {name!r}; known topics: {', '.join(t.name for t in ALL_TOPICS)}")
 
 
-# -- Who may publish and read what (docs/adr/0012-threat-model.md) ----------------------
+# -- Who may publish and read what (docs/adr/0013-threat-model.md) ----------------------
 # One Kafka principal per service and per kind of external client. The broker enforces
 # this map as ACLs (`paved_shared.kafka_acl`), and every consumer checks it again for each
 # record it accepts (`paved_shared.consumer`): an event is taken only from the topic its

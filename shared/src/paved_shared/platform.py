@@ -53,6 +53,8 @@ class Platform:
     specs: dict[str, ServiceSpec]
     kafka_secrets: SecretsDir | None = None
     """Where each service's Kafka password is (the service name is its principal)."""
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per-service secrets, e.g. its own database role (``provision_database_roles``)."""
 
     @property
     def folder(self) -> Path:
@@ -79,8 +81,8 @@ class Platform:
         spec = self.specs[name]
         self.folder.mkdir(parents=True, exist_ok=True)
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(_KAFKA_AUTH_PREFIX)}
-        env = {**inherited, **self.base_env, **self._kafka_env(name), **spec.env,
-               **(extra_env or {})}  # fmt: skip
+        env = {**inherited, **self.base_env, **self._kafka_env(name),
+               **self.service_env.get(name, {}), **spec.env, **(extra_env or {})}  # fmt: skip
         log = self.logfile(name).open("ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", spec.module],
@@ -163,6 +165,29 @@ class Platform:
             return "(no log)"
 
 
+SERVICE_SCHEMAS = {
+    "registry": "registry",
+    "validator": "validator",
+    "approver": "approver",
+    "deployer-local": "deployer_local",
+    "audit": "audit",
+}
+"""Each local service's database schema (its runtime role may touch only that one)."""
+
+
+def provision_database_roles(admin_dsn: str, secrets: SecretsDir) -> dict[str, dict[str, str]]:
+    """The owner role and one runtime role per service (``paved_shared.dbroles``), with
+    passwords kept in ``secrets`` so a restart keeps them; each service's database env."""
+    import asyncio
+
+    from paved_shared.dbroles import OWNER_ROLE, provision_roles, runtime_role_name
+
+    roles = [OWNER_ROLE, *(runtime_role_name(s) for s in SERVICE_SCHEMAS)]
+    passwords = {r: secrets.password(r) for r in roles}
+    dsns = asyncio.run(provision_roles(admin_dsn, SERVICE_SCHEMAS, passwords))
+    return {name: d.env() for name, d in dsns.items()}
+
+
 def default_specs(*, ports: dict[str, int] | None = None,
                   deployer_run_dir: Path | None = None) -> dict[str, ServiceSpec]:  # fmt: skip
     """The five services of the walking skeleton (deployer target: local)."""
@@ -230,6 +255,10 @@ def main(argv: list[str]) -> int:
         default_specs(deployer_run_dir=run_dir / "deployments"),
         kafka_secrets=stack.kafka.secrets,
     )
+    if cmd == "up":
+        # Migrations run as the owner role, each service serves as its own runtime role.
+        pg_secrets = SecretsDir(run_dir / "secrets" / "postgres")
+        platform.service_env = provision_database_roles(stack.postgres.dsn, pg_secrets)
     try:
         if cmd == "up":
             for name in platform.specs:

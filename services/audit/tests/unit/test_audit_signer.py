@@ -92,7 +92,7 @@ def test_only_dev_and_test_generate_the_checkpoint_key(
     path = tmp_path / "k.pem"
     extra = {} if environment in {"dev", "test"} else {
         "auth_mode": "oidc", "oidc_issuer": "https://sso.example/realms/paved",
-        "oidc_audience": "paved-api",
+        "oidc_audience": "paved-api", "kafka_security_protocol": "SASL_SSL",
     }  # fmt: skip
     settings = AuditSettings(
         environment=environment,

@@ -37,6 +37,7 @@ from paved_schemas.events import (
     ModelSignature,
     ModelVersionRegistered,
     ModelVersionRetired,
+    ModelVersionValidated,
     RequestDeployment,
     RiskTier,
     SignatureMeaning,
@@ -181,6 +182,26 @@ def registered(
     )  # fmt: skip
 
 
+def validated(model: str, digest: str, version: int = 1, *, passed: bool = True) -> Envelope[Any]:
+    """`ModelVersionValidated` for the digest (what the validator publishes)."""
+    outcome = "passed" if passed else "failed"
+    return Envelope.new(
+        ModelVersionValidated(
+            model_name=model, version=version, artifact_digest=digest, passed=passed,
+            reasons=[] if passed else ["scan: os.system found in the pickle"],
+            checks=[{"name": "scan", "outcome": outcome, "duration_ms": 3}],
+            evidence_uri=f"file:///evidence/{model}/{version}.json",
+            evidence_digest="sha256:" + "0" * 64, validator_version="0.1.0",
+        ),
+        **ACTOR,
+    )  # fmt: skip
+
+
+def approved(model: str, digest: str, version: int = 1) -> list[Envelope[Any]]:
+    """What admission needs besides the registration: a passed validation and a grant."""
+    return [validated(model, digest, version), granted(model, digest, version)]
+
+
 def granted(model: str, digest: str, version: int = 1) -> Envelope[Any]:
     return Envelope.new(
         ApprovalGranted(
@@ -294,7 +315,8 @@ async def start_at_end(bootstrap: str, group: str) -> None:
     from paved_shared.kafka import ensure_topics
 
     await ensure_topics(bootstrap, topics.ALL_TOPICS)
-    names = (topics.DEPLOYMENT_REQUESTS, topics.MODEL_EVENTS, topics.APPROVAL_EVENTS)
+    names = (topics.DEPLOYMENT_REQUESTS, topics.MODEL_EVENTS, topics.APPROVAL_EVENTS,
+             topics.VALIDATION_EVENTS)  # fmt: skip
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                                 enable_auto_commit=False)  # fmt: skip
     await consumer.start()
@@ -344,6 +366,8 @@ class Kit:
     stop_server = staticmethod(stop_server)
     registered = staticmethod(registered)
     granted = staticmethod(granted)
+    validated = staticmethod(validated)
+    approved = staticmethod(approved)
     rejected = staticmethod(rejected)
     expired = staticmethod(expired)
     request = staticmethod(request)

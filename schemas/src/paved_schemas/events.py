@@ -404,25 +404,16 @@ class DeploymentSpec(Frozen):
     def _within_hard_limits(self) -> Self:
         # Semantic limits (paved_schemas.limits, ADR 0012): every replica is a process
         # or a pod, every variable reaches a process that loads untrusted model bytes.
-        problems = [
-            f"{name} {value} is above the limit of {limits.MAX_REPLICAS}"
-            for name, value in (
-                ("replicas", self.replicas),
-                ("min_replicas", self.min_replicas),
-                ("max_replicas", self.max_replicas),
-            )
-            if value is not None and value > limits.MAX_REPLICAS
-        ]
-        if self.cpu is not None and limits.cpu_millicores(self.cpu) > limits.MAX_CPU_MILLICORES:
-            problems.append(
-                f"cpu {self.cpu!r} is above the limit of {limits.MAX_CPU_MILLICORES}m per replica"
-            )
-        if self.memory is not None and limits.memory_bytes(self.memory) > limits.MAX_MEMORY_BYTES:
-            problems.append(
-                f"memory {self.memory!r} is above the limit of "
-                f"{limits.MAX_MEMORY_BYTES // 1024**3}Gi per replica"
-            )
-        problems += limits.env_problems(self.env)
+        problems = limits.spec_problems(
+            replicas={
+                "replicas": self.replicas,
+                "min_replicas": self.min_replicas,
+                "max_replicas": self.max_replicas,
+            },
+            cpu=self.cpu,
+            memory=self.memory,
+            env=self.env,
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -108,3 +108,37 @@ def env_problems(
         elif "\x00" in value:
             problems.append(f"environment variable {name!r} contains a NUL character")
     return problems
+
+
+def _binary(size: float) -> str:
+    return f"{size / 2**30:g}Gi" if size % 2**30 == 0 else f"{size / 2**20:g}Mi"
+
+
+def spec_problems(
+    *,
+    replicas: Mapping[str, int | None],
+    cpu: str | None,
+    memory: str | None,
+    env: Mapping[str, str],
+    max_replicas: int = MAX_REPLICAS,
+    max_cpu_millicores: float = MAX_CPU_MILLICORES,
+    max_memory_bytes: float = MAX_MEMORY_BYTES,
+    env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
+    where: str = "the",
+) -> list[str]:
+    """Why a deployment spec is over the limits (empty: it fits), one sentence each,
+    naming the field, its value and the limit. `where` names whose limit it is."""
+    problems = [
+        f"{name} {value} is above {where} limit of {max_replicas}"
+        for name, value in replicas.items()
+        if value is not None and value > max_replicas
+    ]
+    if cpu is not None and cpu_millicores(cpu) > max_cpu_millicores:
+        problems.append(
+            f"cpu {cpu!r} is above {where} limit of {max_cpu_millicores:g}m per replica"
+        )
+    if memory is not None and memory_bytes(memory) > max_memory_bytes:
+        problems.append(
+            f"memory {memory!r} is above {where} limit of {_binary(max_memory_bytes)} per replica"
+        )
+    return problems + env_problems(env, env_allowlist)

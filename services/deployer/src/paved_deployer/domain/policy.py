@@ -25,25 +25,18 @@ class ServingPolicy:
 
     def problems(self, spec: DeploymentSpec) -> list[str]:
         """Why `spec` is over this policy, one sentence per limit (empty: it fits)."""
-        where = f"the {self.target} deployer's policy"
-        found = [
-            f"{name} {value} is above {where} limit of {self.max_replicas}"
-            for name, value in (
-                ("replicas", spec.replicas),
-                ("min_replicas", spec.min_replicas),
-                ("max_replicas", spec.max_replicas),
-            )
-            if value is not None and value > self.max_replicas
-        ]
-        if spec.cpu is not None and limits.cpu_millicores(spec.cpu) > self.max_cpu_millicores:
-            found.append(
-                f"cpu {spec.cpu!r} is above {where} limit of {self.max_cpu_millicores:g}m "
-                "per replica"
-            )
-        if spec.memory is not None and limits.memory_bytes(spec.memory) > self.max_memory_bytes:
-            found.append(
-                f"memory {spec.memory!r} is above {where} limit of "
-                f"{self.max_memory_bytes / 1024**2:g}Mi per replica"
-            )
-        found += limits.env_problems(spec.env, self.env_allowlist)
-        return found
+        return limits.spec_problems(
+            replicas={
+                "replicas": spec.replicas,
+                "min_replicas": spec.min_replicas,
+                "max_replicas": spec.max_replicas,
+            },
+            cpu=spec.cpu,
+            memory=spec.memory,
+            env=spec.env,
+            max_replicas=self.max_replicas,
+            max_cpu_millicores=self.max_cpu_millicores,
+            max_memory_bytes=self.max_memory_bytes,
+            env_allowlist=self.env_allowlist,
+            where=f"the {self.target} deployer's policy",
+        )

@@ -41,6 +41,14 @@ async def _exchange(port: int, data: bytes, timeout_s: float = 3.0) -> tuple[int
     return status, answer, time.monotonic() - started
 
 
+def _routes(folder: Path, backend: str) -> Path:
+    """A routes file sending all traffic to one backend."""
+    routes = folder / "routes.json"
+    table = {"generation": 1, "routes": [{"revision": 1, "weight": 100, "backends": [backend]}]}
+    routes.write_text(json.dumps(table))
+    return routes
+
+
 @pytest.fixture(params=["modelserver", "router"])
 async def endpoint(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[int]:
     """A model-server-like handler, or a router in front of one, on a free port."""
@@ -49,9 +57,7 @@ async def endpoint(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     servers = [backend]
     port = backend_port
     if request.param == "router":
-        routes = tmp_path / "routes.json"
-        routes.write_text(json.dumps({"generation": 1, "routes": [
-            {"revision": 1, "weight": 100, "backends": [f"127.0.0.1:{backend_port}"]}]}))  # fmt: skip
+        routes = _routes(tmp_path, f"127.0.0.1:{backend_port}")
         front = await serve(Router(routes).handle, "127.0.0.1", 0, limits=LIMITS)
         servers.append(front)
         port = front.sockets[0].getsockname()[1]
@@ -148,10 +154,7 @@ async def _hostile_backend(answer: bytes) -> asyncio.Server:
 async def test_router_answers_502_to_a_hostile_replica(tmp_path: Path, answer: bytes) -> None:
     """A replica runs untrusted model code: its answers are parsed as strictly."""
     backend = await _hostile_backend(answer)
-    routes = tmp_path / "routes.json"
-    address = f"127.0.0.1:{backend.sockets[0].getsockname()[1]}"
-    routes.write_text(json.dumps({"generation": 1, "routes": [
-        {"revision": 1, "weight": 100, "backends": [address]}]}))  # fmt: skip
+    routes = _routes(tmp_path, f"127.0.0.1:{backend.sockets[0].getsockname()[1]}")
     router = Router(routes, max_response=1024 * 1024)
     request = Request("GET", "/v2/health/ready", "", {}, b"", b"/v2/health/ready")
     call: Callable[[], Awaitable[Response]] = lambda: router.handle(request)  # noqa: E731

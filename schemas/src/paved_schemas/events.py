@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import Field, FiniteFloat, StringConstraints, model_validator
 
-from paved_schemas import topics
+from paved_schemas import limits, topics
 from paved_schemas._types import (
     Base64,
     HexSha256,
@@ -398,6 +398,24 @@ class DeploymentSpec(Frozen):
         low, high = self.min_replicas, self.max_replicas
         if low is not None and high is not None and low > high:
             raise ValueError(f"min_replicas {low} is greater than max_replicas {high}")
+        return self
+
+    @model_validator(mode="after")
+    def _within_hard_limits(self) -> Self:
+        # Semantic limits (paved_schemas.limits, ADR 0012): every replica is a process
+        # or a pod, every variable reaches a process that loads untrusted model bytes.
+        problems = limits.spec_problems(
+            replicas={
+                "replicas": self.replicas,
+                "min_replicas": self.min_replicas,
+                "max_replicas": self.max_replicas,
+            },
+            cpu=self.cpu,
+            memory=self.memory,
+            env=self.env,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

@@ -7,7 +7,7 @@ import types
 from typing import Any, Union, get_args, get_origin
 
 import pytest
-from paved_schemas import CONTRACTS, EVENT_TYPES, Command, Contract, Event
+from paved_schemas import CONTRACTS, EVENT_TYPES, Command, Contract, Event, limits
 from paved_schemas.events import (
     EXAMPLE_DIGEST,
     ApprovalGranted,
@@ -181,6 +181,41 @@ def test_deployment_spec_bounds() -> None:
         DeploymentSpec(memory="lots")
     with pytest.raises(ValidationError, match="String should match pattern"):
         DeploymentSpec(env={"1BAD": "x"})
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"replicas": 10**6}, "replicas 1000000 is above the limit of 64"),
+        ({"max_replicas": 65}, "max_replicas 65 is above the limit of 64"),
+        ({"min_replicas": 100, "max_replicas": 200}, "min_replicas 100 is above"),
+        ({"cpu": "65"}, "cpu '65' is above the limit of 64000m"),
+        ({"memory": "1Ti"}, "memory '1Ti' is above the limit of 256Gi"),
+        ({"env": {"PYTHONSTARTUP": "/tmp/x.py"}}, "'PYTHONSTARTUP' is not allowed"),
+        ({"env": {"PYTHONPATH": "/tmp"}}, "'PYTHONPATH' is not allowed"),
+        ({"env": {"LD_PRELOAD": "/tmp/x.so"}}, "'LD_PRELOAD' is not allowed"),
+        ({"env": {"PATH": "/tmp"}}, "'PATH' is not allowed"),
+        ({"env": {"HOME": "/tmp"}}, "'HOME' is not allowed"),
+        ({"env": {"HTTPS_PROXY": "http://x"}}, "'HTTPS_PROXY' is not allowed"),
+        ({"env": {"LOG_LEVEL": "x" * 1025}}, "'LOG_LEVEL' has a 1025-character value"),
+        ({"env": {"TZ": "UTC\x00"}}, "'TZ' contains a NUL character"),
+    ],
+)
+def test_deployment_spec_hard_limits_name_the_offending_value(
+    spec: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        DeploymentSpec.model_validate(spec)
+
+
+def test_deployment_spec_within_limits_is_accepted() -> None:
+    spec = DeploymentSpec(
+        replicas=64, max_replicas=64, cpu="64", memory="256Gi",
+        env={"PAVED_MODEL_MODE": "fast", "OMP_NUM_THREADS": "2", "TZ": "UTC", "LOG_LEVEL": "info"},
+    )  # fmt: skip
+    assert spec.replicas == 64
+    assert limits.cpu_millicores("500m") == 500
+    assert limits.memory_bytes("1G") == 10**9
 
 
 def test_deployment_target_is_one_of_the_three() -> None:

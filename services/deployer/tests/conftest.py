@@ -37,6 +37,7 @@ from paved_schemas.events import (
     ModelSignature,
     ModelVersionRegistered,
     ModelVersionRetired,
+    ModelVersionValidated,
     RequestDeployment,
     RiskTier,
     SignatureMeaning,
@@ -151,7 +152,15 @@ def stop_server(server: RunningServer) -> None:
 
 # --------------------------------------------------------------------------- stack helpers
 
-ACTOR = {"source": "/paved/test", "actor": "user:carol", "actorname": "Carol Example"}
+ACTOR = {"actor": "user:carol", "actorname": "Carol Example"}
+
+
+def _owned(data: Any, **kw: Any) -> Envelope[Any]:
+    """An envelope from the service that owns ``data``'s topic (consumers refuse others)."""
+    source = f"/paved/{topics.TOPIC_WRITERS[data.TOPIC][0]}"
+    return Envelope.new(data, source=source, **kw)
+
+
 CARD = {
     "description": "Three blobs.", "intended_use": "Tests.", "limitations": "Synthetic data.",
     "risk_tier": "low", "data_classification": "public", "license": "Apache-2.0",
@@ -170,7 +179,7 @@ def registered(
 ) -> Envelope[Any]:
     """`ModelVersionRegistered` for `trained` (anything with `.uri` and `.digest`)."""
     card = ModelCard.model_validate({**CARD, "genai": genai})
-    return Envelope.new(
+    return _owned(
         ModelVersionRegistered(
             model_name=model, version=version, artifact_uri=uri or trained.uri,
             artifact_digest=trained.digest, framework=framework, signature=signature,
@@ -181,8 +190,28 @@ def registered(
     )  # fmt: skip
 
 
+def validated(model: str, digest: str, version: int = 1, *, passed: bool = True) -> Envelope[Any]:
+    """`ModelVersionValidated` for the digest (what the validator publishes)."""
+    outcome = "passed" if passed else "failed"
+    return _owned(
+        ModelVersionValidated(
+            model_name=model, version=version, artifact_digest=digest, passed=passed,
+            reasons=[] if passed else ["scan: os.system found in the pickle"],
+            checks=[{"name": "scan", "outcome": outcome, "duration_ms": 3}],
+            evidence_uri=f"file:///evidence/{model}/{version}.json",
+            evidence_digest="sha256:" + "0" * 64, validator_version="0.1.0",
+        ),
+        **ACTOR,
+    )  # fmt: skip
+
+
+def approved(model: str, digest: str, version: int = 1) -> list[Envelope[Any]]:
+    """What admission needs besides the registration: a passed validation and a grant."""
+    return [validated(model, digest, version), granted(model, digest, version)]
+
+
 def granted(model: str, digest: str, version: int = 1) -> Envelope[Any]:
-    return Envelope.new(
+    return _owned(
         ApprovalGranted(
             model_name=model, version=version, artifact_digest=digest, approval_id="apr-1",
             risk_tier=RiskTier.LOW, policy_version="2025-03-01", signatures=[],
@@ -198,7 +227,7 @@ def rejected(model: str, digest: str, version: int = 1) -> Envelope[Any]:
         meaning=SignatureMeaning.REJECTION, reason="Limitations too broad.",
         version_hash=digest,
     )  # fmt: skip
-    return Envelope.new(
+    return _owned(
         ApprovalRejected(
             model_name=model, version=version, artifact_digest=digest, approval_id="apr-2",
             risk_tier=RiskTier.MEDIUM, policy_version="2025-03-01", signatures=[signature],
@@ -208,7 +237,7 @@ def rejected(model: str, digest: str, version: int = 1) -> Envelope[Any]:
 
 
 def expired(model: str, digest: str, version: int = 1) -> Envelope[Any]:
-    return Envelope.new(
+    return _owned(
         ApprovalExpired(
             model_name=model, version=version, artifact_digest=digest, approval_id="apr-1",
             risk_tier=RiskTier.LOW, policy_version="2025-03-01", expired_at=datetime.now(UTC),
@@ -225,7 +254,7 @@ def request(
     target: str = "local",
     **spec: Any,
 ) -> Envelope[Any]:
-    return Envelope.new(
+    return _owned(
         RequestDeployment(
             deployment_id=deployment_id, model_name=model, version=version,
             artifact_digest=digest, target=DeploymentTarget(target), requested_by="carol",
@@ -236,7 +265,7 @@ def request(
 
 
 def retired(model: str, version: int = 1) -> Envelope[Any]:
-    return Envelope.new(
+    return _owned(
         ModelVersionRetired(
             model_name=model, version=version, reason="superseded by version 2",
             retired_by="alice",
@@ -295,7 +324,8 @@ async def start_at_end(bootstrap: str, group: str) -> None:
     from paved_shared.kafka import ensure_topics
 
     await ensure_topics(bootstrap, topics.ALL_TOPICS)
-    names = (topics.DEPLOYMENT_REQUESTS, topics.MODEL_EVENTS, topics.APPROVAL_EVENTS)
+    names = (topics.DEPLOYMENT_REQUESTS, topics.MODEL_EVENTS, topics.APPROVAL_EVENTS,
+             topics.VALIDATION_EVENTS)  # fmt: skip
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **kafka_auth().aiokafka(),
                                 group_id=group, enable_auto_commit=False)  # fmt: skip
     await consumer.start()
@@ -345,6 +375,8 @@ class Kit:
     stop_server = staticmethod(stop_server)
     registered = staticmethod(registered)
     granted = staticmethod(granted)
+    validated = staticmethod(validated)
+    approved = staticmethod(approved)
     rejected = staticmethod(rejected)
     expired = staticmethod(expired)
     request = staticmethod(request)

@@ -13,6 +13,7 @@ from paved_schemas.events import (
     DeploymentStatusChanged,
     ModelVersionRegistered,
     ModelVersionRetired,
+    ModelVersionValidated,
     RequestDeployment,
     RequestUndeployment,
 )
@@ -32,6 +33,7 @@ from paved_deployer.handlers import (
     on_deployment_request,
     on_model_event,
     on_undeploy_request,
+    on_validation_event,
 )
 from paved_deployer.ports import DeployTarget
 from paved_deployer.reconciler import Reconciler
@@ -47,6 +49,8 @@ def create_target(settings: DeployerSettings) -> DeployTarget:
             host=settings.deployer_host,
             ready_timeout_s=settings.deployer_ready_timeout_s,
             artifact_root=settings.deployer_artifact_root,
+            env_allowlist=settings.deployer_env_allowlist,
+            max_body_bytes=settings.deployer_max_body_bytes,
         )
     token = settings.deployer_kube_token
     kube = KubeConfig(
@@ -89,6 +93,7 @@ def create_runtime(
         frameworks=target.frameworks,
         approval_wait_s=settings.deployer_approval_wait_s,
         writer=StatusWriter(runtime.emit, service=settings.service),
+        policy=settings.serving_policy(),
     )
     runtime.subscribe(
         topics.DEPLOYMENT_REQUESTS,
@@ -107,6 +112,12 @@ def create_runtime(
         functools.partial(on_approval_event, deps=deps),
         event_types={ApprovalGranted.TYPE, ApprovalRejected.TYPE, ApprovalExpired.TYPE},
         description="Approvals gate deployments; a rejection or expiry retires them.",
+    )
+    runtime.subscribe(
+        topics.VALIDATION_EVENTS,
+        functools.partial(on_validation_event, deps=deps),
+        event_types={ModelVersionValidated.TYPE},
+        description="Validation results: only a digest that passed validation is deployed.",
     )
     runtime.subscribe(
         topics.MODEL_EVENTS,

@@ -8,7 +8,7 @@ change what the deployer wants, publish what that decides at once (`pending`, or
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from paved_schemas.envelope import Envelope
@@ -19,6 +19,7 @@ from paved_schemas.events import (
     DeploymentStatus,
     ModelVersionRegistered,
     ModelVersionRetired,
+    ModelVersionValidated,
     RequestDeployment,
     RequestUndeployment,
 )
@@ -27,6 +28,7 @@ from paved_shared.db import Connection
 
 from paved_deployer import store
 from paved_deployer.domain.lifecycle import ACTIVE, Refuse, check_transition, is_new_rollout
+from paved_deployer.domain.policy import ServingPolicy
 from paved_deployer.store import StatusWriter
 
 log = logging.getLogger(__name__)
@@ -40,13 +42,15 @@ class HandlerDeps:
     frameworks: frozenset[str]
     approval_wait_s: float
     writer: StatusWriter
+    policy: ServingPolicy = field(default_factory=ServingPolicy)
 
 
 async def on_deployment_request(env: Envelope[Any], conn: Connection, *, deps: HandlerDeps) -> None:
     """`RequestDeployment` for this target: record desired=running, publish `pending`.
 
-    A request that can already be seen never to be admissible (rejected digest, retired
-    version, digest unlike the registered one) also fails at once, in the same transaction.
+    A request that can already be seen never to be admissible (over this deployer's
+    policy, rejected digest, failed validation, retired version, digest unlike the
+    registered one) also fails at once, in the same transaction: nothing is started.
     """
     data: RequestDeployment = env.data
     if data.target.value != deps.target:
@@ -87,6 +91,11 @@ async def on_deployment_request(env: Envelope[Any], conn: Connection, *, deps: H
         # A rollout still in flight is superseded: its servers stop; serving ones stay.
         row = await store.set_handle(conn, row, None, [*row.retiring, row.handle])
     await deps.writer.announce(conn, row, current.status if current else None)
+    problems = deps.policy.problems(data.spec)
+    if problems:
+        await _fail(conn, row, f"refused: {'; '.join(problems)}", deps)
+        await store.notify(conn, row.deployment_id)
+        return
     verdict = await store.admission_of(
         conn, row, wait_limit_s=deps.approval_wait_s, frameworks=deps.frameworks
     )
@@ -186,13 +195,56 @@ async def on_approval_event(env: Envelope[Any], conn: Connection, *, deps: Handl
     if state == "approved":
         await _wake_version(conn, data.model_name, data.version)
         return
-    what = f"artifact digest {data.artifact_digest} of {data.model_name} version {data.version}"
-    for active in await _active_of(conn, data.model_name, data.version):
+    await _withdraw(
+        conn, env, data.model_name, data.version, data.artifact_digest,
+        f"is not approved: {reason}", f"is no longer approved: {reason}", deps,
+    )  # fmt: skip
+
+
+async def on_validation_event(env: Envelope[Any], conn: Connection, *, deps: HandlerDeps) -> None:
+    """`ModelVersionValidated`: record the result for its digest. Passed wakes pending
+    deployments of the version; failed fails pending ones and stops serving ones."""
+    data: ModelVersionValidated = env.data
+    reasons = "; ".join(data.reasons)[:4000] or None
+    await conn.execute(
+        """INSERT INTO validations (model_name, version, artifact_digest, passed, reasons,
+               evidence_digest, event_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (model_name, version, artifact_digest) DO UPDATE SET
+               passed = EXCLUDED.passed, reasons = EXCLUDED.reasons,
+               evidence_digest = EXCLUDED.evidence_digest, event_id = EXCLUDED.event_id,
+               updated_at = now()""",
+        data.model_name, data.version, data.artifact_digest, data.passed, reasons,
+        data.evidence_digest, env.id,
+    )  # fmt: skip
+    if data.passed:
+        await _wake_version(conn, data.model_name, data.version)
+        return
+    await _withdraw(
+        conn, env, data.model_name, data.version, data.artifact_digest,
+        f"did not pass validation: {reasons or 'failed'}",
+        f"failed validation: {reasons or 'failed'}", deps,
+    )  # fmt: skip
+
+
+async def _withdraw(
+    conn: Connection,
+    env: Envelope[Any],
+    model_name: str,
+    version: int,
+    digest: str,
+    why: str,
+    stop_why: str,
+    deps: HandlerDeps,
+) -> None:
+    """A fact admission needs was withdrawn for `digest`: rollouts of it fail, and
+    deployments serving it are stopped (serving such a digest is never acceptable)."""
+    what = f"artifact digest {digest} of {model_name} version {version}"
+    for active in await _active_of(conn, model_name, version):
         served = any(
-            e["artifact_digest"] == data.artifact_digest and e["version"] == data.version
-            for e in active.serving
+            e["artifact_digest"] == digest and e["version"] == version for e in active.serving
         )
-        rolling = active.artifact_digest == data.artifact_digest and active.status in (
+        rolling = active.artifact_digest == digest and active.status in (
             DeploymentStatus.PENDING,
             DeploymentStatus.PROVISIONING,
         )
@@ -200,10 +252,9 @@ async def on_approval_event(env: Envelope[Any], conn: Connection, *, deps: Handl
             continue
         row = await store.set_cause(conn, active, env)
         if served:
-            # Serving an unapproved digest is never acceptable: the whole deployment goes.
-            await store.request_stop(conn, row, f"{what} is no longer approved: {reason}")
+            await store.request_stop(conn, row, f"{what} {stop_why}")
         else:
-            await _fail(conn, row, f"{what} is not approved: {reason}", deps)
+            await _fail(conn, row, f"{what} {why}", deps)
         await store.notify(conn, row.deployment_id)
 
 

@@ -25,7 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from paved_deployer.modelserver.http import Request, Response, new_event_loop, serve
+from paved_deployer.modelserver.http import (
+    DEFAULT_MAX_BODY,
+    BadHTTPRequestError,
+    Limits,
+    Request,
+    Response,
+    new_event_loop,
+    parse_content_length,
+    parse_header_lines,
+    serve,
+)
 
 PASS_HEADERS = ("inference-header-content-length", "content-encoding")
 CONTROL_PATH = "/-/paved/routes"
@@ -90,6 +100,25 @@ class RouteTable:
         }
 
 
+class UpstreamError(Exception):
+    """A replica's answer is not a response the router accepts (it is never retried)."""
+
+
+def _response_head(head: bytes, upstream: _Upstream) -> tuple[int, dict[str, str]]:
+    """Status and headers of an upstream response head (strict, like request heads)."""
+    lines = head[:-4].split(b"\r\n")
+    parts = lines[0].split(b" ", 2)
+    if (
+        len(parts) < 2
+        or parts[0] not in (b"HTTP/1.0", b"HTTP/1.1")
+        or not (len(parts[1]) == 3 and parts[1].isdigit())
+    ):
+        raise UpstreamError(
+            f"upstream {upstream.host}:{upstream.port}: malformed status line {lines[0][:80]!r}"
+        )
+    return int(parts[1]), parse_header_lines(lines[1:])
+
+
 class _Upstream:
     """Idle keep-alive connections to one backend."""
 
@@ -112,8 +141,9 @@ class _Upstream:
 class Router:
     """Forwards each request to a replica of the revision picked by weight."""
 
-    def __init__(self, routes_file: Path) -> None:
+    def __init__(self, routes_file: Path, *, max_response: int = 4 * DEFAULT_MAX_BODY) -> None:
         self.routes_file = routes_file
+        self.max_response = max_response
         self.table = RouteTable.load(routes_file)
         self.upstreams: dict[str, _Upstream] = {}
         self.served: Counter[int] = Counter()
@@ -143,6 +173,12 @@ class Router:
                 upstream = self.upstreams[address] = _Upstream(address)
             try:
                 response = await self._forward(upstream, head, request.body)
+            except (UpstreamError, BadHTTPRequestError) as exc:
+                # The request was sent: never retried on another replica.
+                detail = f"revision {route.revision} answered badly: {exc}"
+                problem = {"type": "about:blank", "title": "Bad gateway", "status": 502,
+                           "detail": detail, "error": detail}  # fmt: skip
+                return Response(502, json.dumps(problem).encode(), "application/problem+json")
             except OSError as exc:
                 last_error = exc
                 continue
@@ -171,18 +207,26 @@ class Router:
             try:
                 writer.write(head + body)
                 status_line = await reader.readuntil(b"\r\n\r\n")
-            except (OSError, asyncio.IncompleteReadError) as exc:
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                 writer.close()
+                if isinstance(exc, asyncio.LimitOverrunError):
+                    raise UpstreamError(
+                        f"upstream {upstream.host}:{upstream.port}: response head too large"
+                    ) from exc
                 if reused:
                     continue  # a stale kept-alive connection: once more on a fresh one
                 raise ConnectionError(f"upstream {upstream.host}:{upstream.port}: {exc!r}") from exc
-            lines = status_line[:-4].split(b"\r\n")
-            status = int(lines[0].split(b" ", 2)[1])
-            headers: dict[str, str] = {}
-            for line in lines[1:]:
-                name, _, value = line.partition(b":")
-                headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-            length = int(headers.get("content-length", "0"))
+            try:
+                status, headers = _response_head(status_line, upstream)
+                length = parse_content_length(headers.get("content-length", "0"))
+                if length > self.max_response:
+                    raise UpstreamError(
+                        f"upstream {upstream.host}:{upstream.port} answered with a "
+                        f"{length}-byte body (limit {self.max_response})"
+                    )
+            except (UpstreamError, BadHTTPRequestError):
+                writer.close()
+                raise
             try:
                 data = await reader.readexactly(length)
             except (OSError, asyncio.IncompleteReadError) as exc:
@@ -205,13 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--routes", required=True, type=Path, help="routes JSON file")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", required=True, type=int)
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY, help="request body cap (413)"
+    )
     args = parser.parse_args(argv)
     router = Router(args.routes)
+    limits = Limits(max_body=args.max_body_bytes)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
 
     async def run() -> None:
-        server = await serve(router.handle, args.host, args.port)
+        server = await serve(router.handle, args.host, args.port, limits=limits)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGHUP, router.reload)
         for sig in (signal.SIGTERM, signal.SIGINT):

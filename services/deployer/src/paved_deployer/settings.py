@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from paved_schemas import topics
+from paved_schemas import limits, topics
 from paved_shared.artifacts import ArtifactStoreSettings
 from paved_shared.db import check_identifier
 from paved_shared.settings import PavedSettings
 from pydantic import Field, SecretStr, field_validator
+
+from paved_deployer.domain.policy import ServingPolicy
 
 
 class DeployerSettings(PavedSettings, ArtifactStoreSettings):
@@ -65,6 +67,32 @@ class DeployerSettings(PavedSettings, ArtifactStoreSettings):
         ge=1,
         description="Consecutive failed readiness probes of a live server before it is restarted.",
     )
+    deployer_max_replicas: int = Field(
+        default=8,
+        ge=1,
+        le=limits.MAX_REPLICAS,
+        description="Policy: most replicas (and autoscaling bound) one deployment may ask for.",
+    )
+    deployer_max_cpu: str = Field(
+        default="8",
+        pattern=r"^[0-9]+(\.[0-9]+)?m?$",
+        description="Policy: most CPU per replica (Kubernetes quantity).",
+    )
+    deployer_max_memory: str = Field(
+        default="32Gi",
+        pattern=r"^[0-9]+(\.[0-9]+)?([KMGTPE]i?)?$",
+        description="Policy: most memory per replica (Kubernetes quantity).",
+    )
+    deployer_env_allowlist: list[str] = Field(
+        default_factory=lambda: list(limits.DEFAULT_ENV_ALLOWLIST),
+        description="Policy: names (shell patterns) a deployment's spec.env may set for its "
+        "model server; PYTHON*, LD_*, PATH, HOME, proxies and credentials never pass.",
+    )
+    deployer_max_body_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Request body cap of local model servers and routers (413 above it).",
+    )
 
     deployer_gateway_dir: Path | None = Field(
         default=None,
@@ -106,6 +134,16 @@ class DeployerSettings(PavedSettings, ArtifactStoreSettings):
     @classmethod
     def _safe_schema(cls, value: str | None) -> str | None:
         return None if value is None else check_identifier(value)
+
+    def serving_policy(self) -> ServingPolicy:
+        """The limits every request to this deployer must fit (checked at admission)."""
+        return ServingPolicy(
+            max_replicas=self.deployer_max_replicas,
+            max_cpu_millicores=limits.cpu_millicores(self.deployer_max_cpu),
+            max_memory_bytes=limits.memory_bytes(self.deployer_max_memory),
+            env_allowlist=tuple(self.deployer_env_allowlist),
+            target=self.deployer_target,
+        )
 
     @property
     def db_schema(self) -> str:

@@ -1,4 +1,4 @@
-"""The deployer's tables: deployments (desired vs actual), approvals, model versions.
+"""The deployer's tables: deployments (desired vs actual), approvals, validations, versions.
 
 `StatusWriter.transition` is the one way a status changes: it checks the rule, updates
 the row, records the transition and writes the `DeploymentStatusChanged` event to the
@@ -25,6 +25,7 @@ from paved_deployer.domain.lifecycle import (
     Admission,
     Approval,
     Registration,
+    Validation,
     admission,
     check_transition,
 )
@@ -241,6 +242,18 @@ async def approval(conn: Connection, model_name: str, version: int, digest: str)
     return None if record is None else Approval(**dict(record.items()))
 
 
+async def validation(
+    conn: Connection, model_name: str, version: int, digest: str
+) -> Validation | None:
+    """The latest validation result for exactly this model version and digest."""
+    record = await conn.fetchrow(
+        "SELECT passed, reasons FROM validations "
+        "WHERE model_name = $1 AND version = $2 AND artifact_digest = $3",
+        model_name, version, digest,
+    )  # fmt: skip
+    return None if record is None else Validation(**dict(record.items()))
+
+
 async def retired_reason(conn: Connection, model_name: str, version: int) -> str | None:
     """Why a version was retired, or None."""
     reason: str | None = await conn.fetchval(
@@ -264,6 +277,7 @@ async def admission_of(
         digest=row.artifact_digest,
         registration=await registration(conn, row.model_name, row.version),
         approval=await approval(conn, row.model_name, row.version, row.artifact_digest),
+        validation=await validation(conn, row.model_name, row.version, row.artifact_digest),
         retired_reason=await retired_reason(conn, row.model_name, row.version),
         waited_s=row.waited_s,
         wait_limit_s=wait_limit_s,

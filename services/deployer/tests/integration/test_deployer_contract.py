@@ -307,7 +307,7 @@ async def test_deploy_scale_canary_rollback_retire(
     for version, trained in ((1, v1), (2, v2), (3, broken)):
         uri = await world.artifact_uri(trained, f"{model}-{version}")
         events += [kit.registered(trained, model, version, uri=uri),
-                   kit.granted(model, trained.digest, version)]  # fmt: skip
+                   *kit.approved(model, trained.digest, version)]  # fmt: skip
     target = world.target
     config = kit.settings(stack, run_dir, **world.settings)
 
@@ -385,7 +385,7 @@ async def test_restart_reconciles_desired_and_actual_state(
         await kit.publish(
             stack.bootstrap,
             kit.registered(v1, model, 1, uri=uri),
-            kit.granted(model, v1.digest, 1),
+            *kit.approved(model, v1.digest, 1),
             kit.request(dep, model, v1.digest, 1, world.target),
         )
         seen = await kit.statuses(stack.bootstrap, dep, at(S.READY))
@@ -450,7 +450,7 @@ async def test_undeploy_takes_one_deployment_down(
         await kit.publish(
             stack.bootstrap,
             kit.registered(v1, model, 1, uri=uri),
-            kit.granted(model, v1.digest, 1),
+            *kit.approved(model, v1.digest, 1),
             kit.request(dep, model, v1.digest, 1, target),
         )
         seen = await kit.statuses(stack.bootstrap, dep, at(S.READY))
@@ -460,7 +460,7 @@ async def test_undeploy_takes_one_deployment_down(
                 deployment_id=dep, target=DeploymentTarget(target),
                 reason="traffic moved to the champion", requested_by="carol",
             ),
-            source="/paved/test", actor="user:carol", actorname="Carol Example",
+            source="/paved/registry", actor="user:carol", actorname="Carol Example",
         )  # fmt: skip
         await kit.publish(stack.bootstrap, undeploy)
         seen = await kit.statuses(stack.bootstrap, dep, at(S.RETIRED))

@@ -87,7 +87,7 @@ async def test_request_before_approval_deploys_serves_and_retires(
         assert statuses_of(seen) == [("pending", 1)]
 
         await kit.publish(
-            stack.bootstrap, kit.registered(trained, model), kit.granted(model, trained.digest)
+            stack.bootstrap, kit.registered(trained, model), *kit.approved(model, trained.digest)
         )
         seen = await kit.statuses(stack.bootstrap, dep, settled)
         assert statuses_of(seen) == [("pending", 1), ("provisioning", 1), ("ready", 1)], seen
@@ -139,7 +139,7 @@ async def test_unapproved_digests_fail_with_a_reason_naming_them(
         seen = await kit.statuses(stack.bootstrap, dep_silent, settled)
         assert statuses_of(seen) == [("pending", 1), ("failed", 1)]
         assert trained.digest in (seen[-1].reason or "")
-        assert "not approved" in (seen[-1].reason or "")
+        assert "no approval seen" in (seen[-1].reason or "")
 
         # Explicitly rejected: fails at once, with the rejection.
         refused, dep_refused = unique("refused"), unique("dep")
@@ -208,7 +208,7 @@ async def test_deployer_process_killed_with_sigkill_leaves_a_server_that_is_adop
         await kit.publish(
             stack.bootstrap,
             kit.registered(trained, model),
-            kit.granted(model, trained.digest),
+            *kit.approved(model, trained.digest),
             kit.request(dep, model, trained.digest),
         )
         seen = await kit.statuses(stack.bootstrap, dep, settled)

@@ -101,7 +101,7 @@ async def test_genai_version_gets_and_loses_a_gateway_route(
             stack.bootstrap,
             kit.registered(artifact, model, framework=Framework.OPENAI_COMPATIBLE,
                            signature=ModelSignature(inputs=[], outputs=[]), genai=True),
-            kit.granted(model, artifact.digest),
+            *kit.approved(model, artifact.digest),
             kit.request(dep, model, artifact.digest),
         )  # fmt: skip
         seen = await kit.statuses(

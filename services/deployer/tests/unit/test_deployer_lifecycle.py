@@ -14,6 +14,7 @@ from paved_deployer.domain.lifecycle import (
     Refuse,
     Registration,
     Share,
+    Validation,
     Wait,
     admission,
     check_transition,
@@ -94,6 +95,7 @@ def gate(**overrides: object) -> object:
         "digest": DIGEST,
         "registration": Registration("file:///m.pkl", DIGEST, "sklearn"),
         "approval": Approval("approved"),
+        "validation": Validation(passed=True),
         "retired_reason": None,
         "waited_s": 0.0,
         "wait_limit_s": 120.0,
@@ -109,6 +111,9 @@ def test_admission_admits_only_a_registered_approved_digest() -> None:
     assert gate() == Admit()
     assert isinstance(gate(approval=None), Wait)
     assert isinstance(gate(registration=None), Wait)
+    waiting = gate(validation=None)
+    assert isinstance(waiting, Wait)
+    assert "no passed validation seen" in waiting.reason
 
 
 def test_admission_refusals_name_the_digest() -> None:
@@ -119,6 +124,8 @@ def test_admission_refusals_name_the_digest() -> None:
         "framework": gate(registration=Registration("file:///m.onnx", DIGEST, "onnx")),
         "expired": gate(approval=Approval("approved", None, NOW - timedelta(seconds=1))),
         "retired": gate(retired_reason="superseded"),
+        "invalid": gate(validation=Validation(passed=False, reasons="scan: os.system")),
+        "unvalidated": gate(validation=None, waited_s=120.0),
     }
     for name, verdict in cases.items():
         assert isinstance(verdict, Refuse), name
@@ -127,6 +134,8 @@ def test_admission_refusals_name_the_digest() -> None:
     assert "no approval seen within 120 s" in cases["timeout"].reason  # type: ignore[union-attr]
     assert OTHER in cases["mismatch"].reason  # type: ignore[union-attr]
     assert "'onnx'" in cases["framework"].reason  # type: ignore[union-attr]
+    assert "did not pass validation: scan: os.system" in cases["invalid"].reason  # type: ignore[union-attr]
+    assert "no passed validation seen within 120 s" in cases["unvalidated"].reason  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

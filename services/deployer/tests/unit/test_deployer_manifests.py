@@ -31,7 +31,7 @@ def request(deployment_id: str = "churn_prod.eu", **spec: object) -> ProvisionRe
     "spec",
     [
         {},
-        {"replicas": 3, "cpu": "250m", "memory": "1Gi", "env": {"A": "1"}},
+        {"replicas": 3, "cpu": "250m", "memory": "1Gi", "env": {"PAVED_MODEL_A": "1"}},
         {"replicas": 1, "min_replicas": 0, "max_replicas": 4, "canary_weight": 5},
     ],
 )
@@ -53,7 +53,7 @@ def test_every_manifest_validates_strictly(spec: dict[str, object]) -> None:
 
 def test_spec_reaches_the_workload() -> None:
     deployment, hpa, _ = k8s.render_revision(
-        request(replicas=3, cpu="250m", memory="1Gi", env={"A": "1"}, min_replicas=2,
+        request(replicas=3, cpu="250m", memory="1Gi", env={"PAVED_MODEL_A": "1"}, min_replicas=2,
                 max_replicas=5),
         namespace="ns", image="img:1", artifact_uri="gs://b/m.pkl",
     )  # fmt: skip
@@ -64,7 +64,7 @@ def test_spec_reaches_the_workload() -> None:
         "requests": {"cpu": "250m", "memory": "1Gi"},
         "limits": {"memory": "1Gi"},
     }
-    assert container["env"] == [{"name": "A", "value": "1"}]
+    assert container["env"] == [{"name": "PAVED_MODEL_A", "value": "1"}]
     assert "sha256:" + "a" * 64 in container["args"]
     fetch = deployment["spec"]["template"]["spec"]["initContainers"][0]["args"]
     assert fetch[fetch.index("--uri") + 1] == "gs://b/m.pkl"

@@ -7,6 +7,14 @@ which splits traffic between the serving revisions by weight. Every process runs
 its own session, so it outlives a killed deployer; handles (pids, ports, folders) are
 stored with the deployment and a restarted deployer adopts processes whose pid still
 is that process (checked in /proc, never signalling a recycled pid) and that answer.
+
+Model servers load untrusted bytes, so each replica runs under the shared bubblewrap
+profile (`paved_shared.sandbox`, ADR 0012): no inherited environment (only PATH, HOME
+and the allowlisted `spec.env`), uid 65534 with no capabilities, read-only root, the
+deployer's run dir and artifact root masked, the revision folder bound read-only at
+`/tmp/model`, and its own empty network namespace. It serves on a listening socket
+the deployer binds on the host and passes in (`--listen-fd`). Without bubblewrap no
+model is served (fail closed).
 """
 
 from __future__ import annotations
@@ -21,13 +29,17 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+from paved_schemas.limits import DEFAULT_ENV_ALLOWLIST, env_problems
 from paved_shared.artifacts import ArtifactError, sha256_file, store_for
+from paved_shared.sandbox import SANDBOX_PATH, Mount, bwrap_command, default_masks, find_bwrap
 
 from paved_deployer.domain.lifecycle import Probe, replicas_for
+from paved_deployer.modelserver.http import DEFAULT_MAX_BODY
 from paved_deployer.modelserver.loaders import SERVABLE
 from paved_deployer.ports import Backend, Endpoint, Handle, ProvisionError, ProvisionRequest
 from paved_deployer.router import CONTROL_PATH
@@ -38,6 +50,26 @@ SERVER_MODULE = "paved_deployer.modelserver"
 ROUTER_MODULE = "paved_deployer.router"
 LOG_TAIL_CHARS = 1500
 _PROC = Path("/proc")
+SANDBOX_MODEL_DIR = "/tmp/model"  # noqa: S108 - inside the sandbox's private tmpfs
+"""Where a replica sees its revision folder (model file, signature), read-only."""
+KEEPER = '"$@"; exit $?'
+"""`sh -c KEEPER name bwrap ...`: a shell that stays bwrap's parent (it does not exec the
+last command) in the replica's own session. bwrap runs with --die-with-parent, so
+signalling the session kills the sandbox, yet a killed deployer leaves it serving."""
+
+
+def listening_socket(host: str) -> socket.socket:
+    """A TCP socket bound to a free port on `host` and listening, to pass to a server."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, 0))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def free_port(host: str) -> int:
@@ -159,31 +191,64 @@ class LocalTarget:
         ready_timeout_s: float = 60.0,
         artifact_root: Path | None = None,
         python: str = sys.executable,
+        bwrap: str = "bwrap",
+        env_allowlist: Sequence[str] = DEFAULT_ENV_ALLOWLIST,
+        max_body_bytes: int = DEFAULT_MAX_BODY,
     ) -> None:
         self.run_dir = run_dir.resolve()
         self.host = host
         self.ready_timeout_s = ready_timeout_s
         self.artifact_root = artifact_root
         self.python = python
+        self.bwrap = bwrap
+        self.env_allowlist = tuple(env_allowlist)
+        self.max_body_bytes = max_body_bytes
+        hidden = [self.run_dir, *([artifact_root.resolve()] if artifact_root else [])]
+        self.masks = default_masks(hidden)
 
     def _env(self, request: ProvisionRequest) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PAVED_")}
-        env.update(request.spec.env)
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
+        """The replica's whole environment; refuses any variable outside the allowlist
+        (the contract already refused it: this is defence in depth)."""
+        problems = env_problems(request.spec.env, self.env_allowlist)
+        if problems:
+            raise ProvisionError(f"{'; '.join(problems)}; no model server was started")
+        return {"PATH": SANDBOX_PATH, "HOME": "/tmp", **request.spec.env}  # noqa: S108
 
-    async def _spawn(self, args: list[str], folder: Path, stem: str, env: dict[str, str]) -> int:
+    def _sandboxed(
+        self, bwrap_path: str, folder: Path, args: list[str], env: dict[str, str]
+    ) -> list[str]:
+        """The command line of one replica: the model server under the sandbox profile."""
+        command = [self.python, "-I", "-u", "-m", SERVER_MODULE, *args]
+        argv = bwrap_command(
+            bwrap_path,
+            command,
+            env=env,
+            mounts=[Mount(folder, SANDBOX_MODEL_DIR)],
+            masks=self.masks,
+            chdir="/tmp",  # noqa: S108 - the sandbox's private tmpfs
+        )
+        return ["/bin/sh", "-c", KEEPER, "paved-sandbox", *argv]
+
+    async def _spawn(
+        self,
+        argv: list[str],
+        folder: Path,
+        stem: str,
+        *,
+        pass_fds: Sequence[int] = (),
+    ) -> int:
         log_file = await asyncio.to_thread((folder / f"{stem}.log").open, "ab")
         with log_file:
             proc = await asyncio.create_subprocess_exec(
-                self.python,
-                *args,
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT,
                 cwd=folder,
-                env=env,
+                # Nothing of the deployer's environment (database URL, cloud credentials).
+                env={"PATH": os.environ.get("PATH", SANDBOX_PATH), "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
+                pass_fds=tuple(pass_fds),
             )
         await asyncio.to_thread((folder / f"{stem}.pid").write_text, f"{proc.pid}\n")
         return proc.pid
@@ -191,6 +256,13 @@ class LocalTarget:
     # -- revisions -----------------------------------------------------------------------
 
     async def start(self, request: ProvisionRequest) -> Handle:
+        env = self._env(request)
+        bwrap_path = find_bwrap(self.bwrap)
+        if bwrap_path is None:
+            raise ProvisionError(
+                f"bubblewrap ({self.bwrap!r}) is not installed or not on PATH; refusing to serve "
+                "untrusted model bytes without a sandbox (install the 'bubblewrap' package)"
+            )
         folder = (
             self.run_dir / request.deployment_id / f"r{request.revision}-{uuid.uuid4().hex[:8]}"
         )
@@ -211,26 +283,29 @@ class LocalTarget:
         await asyncio.to_thread(
             signature_file.write_text, request.signature.model_dump_json(indent=2)
         )
+        # Readable by the sandbox user also when the run dir is on a volume with other owners.
+        await asyncio.to_thread(_share_read_only, folder)
+        inside = f"{SANDBOX_MODEL_DIR}/{model_file.relative_to(folder).as_posix()}"
         spec = request.spec
         count = replicas_for(spec.replicas, spec.min_replicas, spec.max_replicas)
-        env = self._env(request)
         replicas = []
         for index in range(count):
-            port = free_port(self.host)
-            args = [
-                "-m", SERVER_MODULE,
-                "--name", request.model_name,
-                "--version", str(request.version),
-                "--model-file", str(model_file),
-                "--signature-file", str(signature_file),
-                "--digest", request.artifact_digest,
-                "--framework", request.framework,
-                "--host", self.host,
-                "--port", str(port),
-            ]  # fmt: skip
-            if request.genai:
-                args.append("--genai")
-            pid = await self._spawn(args, folder, f"replica-{index}", env)
+            with listening_socket(self.host) as sock:
+                port = sock.getsockname()[1]
+                args = [
+                    "--name", request.model_name,
+                    "--version", str(request.version),
+                    "--model-file", inside,
+                    "--signature-file", f"{SANDBOX_MODEL_DIR}/signature.json",
+                    "--digest", request.artifact_digest,
+                    "--framework", request.framework,
+                    "--listen-fd", str(sock.fileno()),
+                    "--max-body-bytes", str(self.max_body_bytes),
+                ]  # fmt: skip
+                if request.genai:
+                    args.append("--genai")
+                argv = self._sandboxed(bwrap_path, folder, args, env)
+                pid = await self._spawn(argv, folder, f"replica-{index}", pass_fds=(sock.fileno(),))
             replicas.append({"pid": pid, "port": port})
         log.info(
             "started %d model server(s) for %s r%d: %s",
@@ -347,10 +422,12 @@ class LocalTarget:
         else:
             wanted = endpoint["port"] if endpoint is not None else None
             port = wanted if wanted and port_free(self.host, wanted) else free_port(self.host)
-            args = ["-m", ROUTER_MODULE, "--routes", str(routes_file), "--host", self.host,
-                    "--port", str(port)]  # fmt: skip
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PAVED_")}
-            pid = await self._spawn(args, folder, "router", env)
+            # The router loads no model bytes (it needs the host's loopback to reach the
+            # replicas), so it runs unsandboxed, but with no inherited environment.
+            argv = [self.python, "-I", "-m", ROUTER_MODULE, "--routes", str(routes_file),
+                    "--host", self.host, "--port", str(port),
+                    "--max-body-bytes", str(self.max_body_bytes)]  # fmt: skip
+            pid = await self._spawn(argv, folder, "router")
         handle = {
             "pid": pid,
             "port": port,
@@ -396,6 +473,13 @@ class LocalTarget:
 
     async def close(self) -> None:
         """Nothing to release: every process is tracked by its handle."""
+
+
+def _share_read_only(folder: Path) -> None:
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        if path.is_file():
+            path.chmod(0o644)
 
 
 def _generation(routes_file: Path) -> int:

@@ -95,6 +95,14 @@ class Approval:
 
 
 @dataclass(frozen=True)
+class Validation:
+    """The latest validation result seen for one (model, version, digest)."""
+
+    passed: bool
+    reasons: str | None = None
+
+
+@dataclass(frozen=True)
 class Admit:
     """Every fact is known and allows the deployment."""
 
@@ -123,6 +131,7 @@ def admission(  # noqa: PLR0911 - a decision table reads best as early returns
     digest: str,
     registration: Registration | None,
     approval: Approval | None,
+    validation: Validation | None,
     retired_reason: str | None,
     waited_s: float,
     wait_limit_s: float,
@@ -130,13 +139,20 @@ def admission(  # noqa: PLR0911 - a decision table reads best as early returns
     frameworks: Collection[str],
     target: str,
 ) -> Admission:
-    """Decide whether a pending deployment may be provisioned now, later, or never."""
+    """Decide whether a pending deployment may be provisioned now, later, or never.
+
+    Admitted only with a registration, a passed validation and a valid approval of
+    exactly this digest. A missing fact is waited for (events of other topics arrive
+    in any order) up to `wait_limit_s` after the request, then refused.
+    """
     what = f"artifact digest {digest} of {model_name} version {version}"
     if retired_reason is not None:
         return Refuse(f"{model_name} version {version} is retired ({retired_reason}); {digest} "
                       "cannot be deployed")  # fmt: skip
     if approval is not None and approval.state == "revoked":
         return Refuse(f"{what} is not approved: {approval.reason or 'approval revoked'}")
+    if validation is not None and not validation.passed:
+        return Refuse(f"{what} did not pass validation: {validation.reasons or 'failed'}")
     if registration is not None:
         if registration.artifact_digest != digest:
             return Refuse(
@@ -150,15 +166,17 @@ def admission(  # noqa: PLR0911 - a decision table reads best as early returns
     if approval is not None and approval.expires_at is not None and approval.expires_at <= now:
         return Refuse(f"{what} is not approved: the approval expired at "
                       f"{approval.expires_at.isoformat()}")  # fmt: skip
-    if approval is not None and registration is not None:
+    if approval is not None and registration is not None and validation is not None:
         return Admit()
     missing = []
+    if validation is None:
+        missing.append("no passed validation seen")
     if approval is None:
         missing.append("no approval seen")
     if registration is None:
         missing.append("no registration seen")
     if waited_s >= wait_limit_s:
-        return Refuse(f"{what} is not approved: {' and '.join(missing)} within "
+        return Refuse(f"{what} cannot be admitted: {' and '.join(missing)} within "
                       f"{wait_limit_s:g} s of the request")  # fmt: skip
     return Wait(f"{what}: {' and '.join(missing)} yet")
 

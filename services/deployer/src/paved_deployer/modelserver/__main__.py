@@ -34,8 +34,26 @@ def main(argv: list[str] | None = None) -> int:
         "--genai", action="store_true", help="serve the OpenAI-compatible chat endpoint"
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
-    parser.add_argument("--port", required=True, type=int, help="TCP port")
+    listen = parser.add_mutually_exclusive_group(required=True)
+    listen.add_argument("--port", type=int, help="TCP port to bind on --host")
+    listen.add_argument(
+        "--listen-fd",
+        type=int,
+        help="an inherited, listening TCP socket to serve on (a sandbox with no network "
+        "of its own still accepts on it)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=http.DEFAULT_MAX_BODY,
+        help="request body cap; larger requests are answered 413",
+    )
     args = parser.parse_args(argv)
+    try:
+        sock = None if args.listen_fd is None else http.inherited_socket(args.listen_fd)
+    except (OSError, ValueError) as exc:
+        print(f"refusing to start: bad --listen-fd {args.listen_fd}: {exc}", flush=True)
+        return 2
     try:
         signature = ModelSignature.model_validate_json(args.signature_file.read_text())
     except (OSError, ValidationError) as exc:
@@ -55,11 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refusing to start: cannot load {args.model_file}: {exc!r}", flush=True)
         return 2
     server = ModelServer(ServedModel(args.name, args.version, signature, model, args.genai))
+    where = args.port if sock is None else sock.getsockname()[1]
     http.run(
         server.handle,
         args.host,
-        args.port,
-        on_start=lambda: print(f"serving {args.name} v{args.version} on {args.port}", flush=True),
+        args.port or 0,
+        on_start=lambda: print(f"serving {args.name} v{args.version} on {where}", flush=True),
+        sock=sock,
+        limits=http.Limits(max_body=args.max_body_bytes),
     )
     return 0
 

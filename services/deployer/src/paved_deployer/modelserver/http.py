@@ -7,6 +7,11 @@ head with `bytes.split`, hands a `Request` to a handler and writes the answer; i
 supports keep-alive, pipelining (answers in order), `Content-Length` and chunked
 request bodies, and sets `TCP_NODELAY` on every accepted socket (uvicorn #3149).
 
+Parsing is strict and bounded (`Limits`): request line, head, header count, chunk
+size lines and the body all have caps checked before bytes are buffered; anything
+malformed is answered 400 (413 body too large, 414 request line, 431 head) and the
+connection closed. No input makes a parse loop go backwards or wait for unbounded data.
+
 A handler returns a `Response`, or an awaitable of one (the router awaits upstream
 I/O); a synchronous handler runs inline, which is the fast path for inference.
 """
@@ -17,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import re
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,8 +30,29 @@ from http import HTTPStatus
 from typing import Any, cast
 from urllib.parse import unquote
 
-MAX_HEAD = 64 * 1024
-MAX_BODY = 256 * 1024 * 1024
+DEFAULT_MAX_BODY = 64 * 1024 * 1024
+"""Request body cap of the model server and the router (configurable per process)."""
+MAX_HEAD = 32 * 1024
+MAX_REQUEST_LINE = 8 * 1024
+MAX_HEADERS = 100
+MAX_CHUNK_LINE = 1024
+MAX_CHUNK_DIGITS = 16
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,%d}" % MAX_CHUNK_DIGITS)
+_DIGITS = re.compile(r"[0-9]{1,19}")
+_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1"})
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one request may be: every path either fits these or is answered 4xx and closed."""
+
+    max_body: int = DEFAULT_MAX_BODY
+    max_head: int = MAX_HEAD
+    max_request_line: int = MAX_REQUEST_LINE
+    max_headers: int = MAX_HEADERS
+
+
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
 _IN_FLIGHT: set[asyncio.Future[Any]] = set()
 
@@ -78,53 +105,123 @@ def encode_response(response: Response, *, keep_alive: bool) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + response.body
 
 
-def parse_head(head: bytes) -> tuple[str, bytes, str, dict[str, str]]:
-    """Method, raw target, version and lower-cased headers of a request head."""
-    lines = head.split(b"\r\n")
-    try:
-        method, target, version = lines[0].split(b" ", 2)
-    except ValueError:
-        raise BadHTTPRequestError(400, f"malformed request line {lines[0][:80]!r}") from None
+def parse_header_lines(lines: list[bytes], limit: int = MAX_HEADERS) -> dict[str, str]:
+    """Lower-cased header names and values; a malformed line or a repeated framing header
+    (content-length, transfer-encoding) raises `BadHTTPRequestError` (400/431)."""
+    if len(lines) > limit:
+        raise BadHTTPRequestError(431, f"{len(lines)} header lines (limit {limit})")
     headers: dict[str, str] = {}
-    for line in lines[1:]:
+    for line in lines:
         name, sep, value = line.partition(b":")
-        if not sep:
+        # No space before the colon and a token name: anything else is a smuggling vector.
+        if not sep or not _TOKEN.fullmatch(name):
             raise BadHTTPRequestError(400, f"malformed header line {line[:80]!r}")
-        headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
-    return method.decode("latin-1"), target, version.decode("latin-1"), headers
+        key = name.lower().decode("latin-1")
+        text = value.strip(b" \t").decode("latin-1")
+        if key in headers and key in ("content-length", "transfer-encoding", "host"):
+            raise BadHTTPRequestError(400, f"repeated {key} header")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
 
 
-def _chunked(buffer: bytearray, start: int) -> tuple[bytes, int] | None:
-    """Decode a complete chunked body starting at `start`; None when more bytes are needed."""
-    out = bytearray()
-    pos = start
-    while True:
-        end = buffer.find(b"\r\n", pos)
-        if end < 0:
-            return None
-        try:
-            size = int(bytes(buffer[pos:end]).split(b";", 1)[0], 16)
-        except ValueError:
-            raise BadHTTPRequestError(400, "malformed chunk size") from None
-        pos = end + 2
-        if size == 0:
-            trailer_end = buffer.find(b"\r\n\r\n", pos - 2)
-            if trailer_end < 0:
+def parse_content_length(value: str) -> int:
+    """A Content-Length value: decimal digits only (no sign, space or underscore)."""
+    if not _DIGITS.fullmatch(value):
+        raise BadHTTPRequestError(400, f"malformed content-length {value[:40]!r}")
+    return int(value)
+
+
+def parse_head(head: bytes, limits: Limits | None = None) -> tuple[str, bytes, str, dict[str, str]]:
+    """Method, raw target, version and lower-cased headers of a request head."""
+    limits = limits or Limits()
+    lines = head.split(b"\r\n")
+    if len(lines[0]) > limits.max_request_line:
+        raise BadHTTPRequestError(414, f"request line longer than {limits.max_request_line} bytes")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1]:
+        raise BadHTTPRequestError(400, f"malformed request line {lines[0][:80]!r}")
+    method, target, raw_version = parts
+    version = raw_version.decode("latin-1")
+    if version not in _VERSIONS:
+        raise BadHTTPRequestError(400, f"unsupported protocol version {version[:20]!r}")
+    headers = parse_header_lines(lines[1:], limits.max_headers)
+    return method.decode("latin-1"), target, version, headers
+
+
+class ChunkedBody:
+    """Incremental decoder of a chunked request body, bounded in every dimension.
+
+    Chunk sizes are 1-16 hex digits (no sign, no `0x`), a size line is at most
+    `MAX_CHUNK_LINE` bytes, the decoded body at most `max_body` bytes (checked against
+    the *declared* size, before any of it is buffered) and the trailer at most
+    `max_head` bytes. Each call resumes where the last one stopped: linear in the input.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.out = bytearray()
+        self.pos = 0
+        self.remaining: int | None = None  # bytes of the current chunk still to come
+        self.in_trailer = False
+
+    def feed(self, buffer: bytearray, start: int) -> tuple[bytes, int] | None:
+        """The body and the bytes consumed from `buffer` once complete, else None."""
+        pos = max(self.pos, start)
+        while True:
+            if self.in_trailer:
+                return self._trailer(buffer, pos)
+            if self.remaining is None:
+                end = buffer.find(b"\r\n", pos, pos + MAX_CHUNK_LINE + 2)
+                if end < 0:
+                    if len(buffer) - pos > MAX_CHUNK_LINE:
+                        raise BadHTTPRequestError(400, "chunk size line too long")
+                    self.pos = pos
+                    return None
+                size_text = bytes(buffer[pos:end]).split(b";", 1)[0].strip(b" \t")
+                if not _HEX.fullmatch(size_text):
+                    raise BadHTTPRequestError(400, f"malformed chunk size {size_text[:20]!r}")
+                size = int(size_text, 16)
+                if len(self.out) + size > self.limits.max_body:
+                    raise BadHTTPRequestError(
+                        413, f"request body larger than {self.limits.max_body} bytes"
+                    )
+                pos = end + 2
+                if size == 0:
+                    self.in_trailer = True
+                    continue
+                self.remaining = size
+            if len(buffer) < pos + self.remaining + 2:
+                self.pos = pos
                 return None
-            return bytes(out), trailer_end + 4
-        if len(buffer) < pos + size + 2:
+            self.out += buffer[pos : pos + self.remaining]
+            pos += self.remaining
+            if buffer[pos : pos + 2] != b"\r\n":
+                raise BadHTTPRequestError(400, "chunk data not followed by CRLF")
+            pos += 2
+            self.remaining = None
+
+    def _trailer(self, buffer: bytearray, pos: int) -> tuple[bytes, int] | None:
+        # Trailer fields (ignored) end with an empty line; the empty trailer is just CRLF.
+        if buffer[pos : pos + 2] == b"\r\n":
+            return bytes(self.out), pos + 2
+        end = buffer.find(b"\r\n\r\n", pos, pos + self.limits.max_head + 4)
+        if end < 0:
+            if len(buffer) - pos > self.limits.max_head:
+                raise BadHTTPRequestError(431, "chunked trailer too large")
+            self.pos = pos
             return None
-        out += buffer[pos : pos + size]
-        if len(out) > MAX_BODY:
-            raise BadHTTPRequestError(413, f"request body larger than {MAX_BODY} bytes")
-        pos += size + 2
+        parse_header_lines(bytes(buffer[pos:end]).split(b"\r\n"), self.limits.max_headers)
+        return bytes(self.out), end + 4
 
 
 class HTTPProtocol(asyncio.Protocol):
     """One connection: parse requests, call the handler, write answers in order."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, limits: Limits | None = None) -> None:
         self.handler = handler
+        self.limits = limits or Limits()
+        self.chunked: ChunkedBody | None = None
+        self.paused = False
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.busy = False
@@ -145,28 +242,45 @@ class HTTPProtocol(asyncio.Protocol):
         self.buffer += data
         if not self.busy:
             self._drain()
+        elif len(self.buffer) > self.limits.max_head + self.limits.max_body and not self.paused:
+            # Pipelined bytes behind a request still in flight: stop reading, not buffering.
+            self.paused = True
+            if self.transport is not None:
+                self.transport.pause_reading()
 
     def _next(self) -> tuple[Request, bool] | None:
         buffer = self.buffer
-        end = buffer.find(b"\r\n\r\n")
+        limits = self.limits
+        end = buffer.find(b"\r\n\r\n", 0, limits.max_head + 4)
         if end < 0:
-            if len(buffer) > MAX_HEAD:
-                raise BadHTTPRequestError(431, "request head too large")
+            if buffer.find(b"\r\n", 0, limits.max_request_line + 2) < 0 and (
+                len(buffer) > limits.max_request_line
+            ):
+                raise BadHTTPRequestError(414, "request line too long")
+            if len(buffer) > limits.max_head:
+                raise BadHTTPRequestError(431, f"request head larger than {limits.max_head} bytes")
             return None
-        method, target, version, headers = parse_head(bytes(buffer[:end]))
+        method, target, version, headers = parse_head(bytes(buffer[:end]), limits)
         start = end + 4
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            decoded = _chunked(buffer, start)
+        encoding = headers.get("transfer-encoding")
+        if encoding is not None:
+            if encoding.lower() != "chunked":
+                raise BadHTTPRequestError(400, f"unsupported transfer-encoding {encoding[:40]!r}")
+            if "content-length" in headers:
+                raise BadHTTPRequestError(400, "both content-length and transfer-encoding")
+            if self.chunked is None:
+                self.chunked = ChunkedBody(limits)
+            decoded = self.chunked.feed(buffer, start)
             if decoded is None:
                 return None
+            self.chunked = None
             body, consumed = decoded
         else:
-            try:
-                length = int(headers.get("content-length", "0"))
-            except ValueError:
-                raise BadHTTPRequestError(400, "malformed content-length") from None
-            if length < 0 or length > MAX_BODY:
-                raise BadHTTPRequestError(413, f"request body of {length} bytes is not accepted")
+            length = parse_content_length(headers.get("content-length", "0"))
+            if length > limits.max_body:
+                raise BadHTTPRequestError(
+                    413, f"request body of {length} bytes is larger than {limits.max_body}"
+                )
             if len(buffer) < start + length:
                 return None
             body = bytes(buffer[start : start + length])
@@ -219,6 +333,9 @@ class HTTPProtocol(asyncio.Protocol):
         else:
             response = task.result()
         self._write(response, keep_alive)
+        if self.paused and self.transport is not None and not self.closing:
+            self.paused = False
+            self.transport.resume_reading()
         if self.buffer:
             self._drain()
 
@@ -242,19 +359,32 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 async def serve(
-    handler: Handler, host: str, port: int, *, sock: socket.socket | None = None
+    handler: Handler,
+    host: str,
+    port: int,
+    *,
+    sock: socket.socket | None = None,
+    limits: Limits | None = None,
 ) -> asyncio.Server:
-    """Start serving `handler` on host:port (or an already bound socket)."""
+    """Start serving `handler` on host:port (or an already bound, listening socket)."""
     loop = asyncio.get_running_loop()
+
+    def protocol() -> HTTPProtocol:
+        return HTTPProtocol(handler, limits)
+
     if sock is not None:
-        return await loop.create_server(lambda: HTTPProtocol(handler), sock=sock, backlog=1024)
-    return await loop.create_server(
-        lambda: HTTPProtocol(handler), host, port, backlog=1024, reuse_address=True
-    )
+        return await loop.create_server(protocol, sock=sock, backlog=1024)
+    return await loop.create_server(protocol, host, port, backlog=1024, reuse_address=True)
 
 
 def run(
-    handler: Handler, host: str, port: int, *, on_start: Callable[[], Any] | None = None
+    handler: Handler,
+    host: str,
+    port: int,
+    *,
+    on_start: Callable[[], Any] | None = None,
+    sock: socket.socket | None = None,
+    limits: Limits | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (blocking)."""
     import signal
@@ -263,7 +393,7 @@ def run(
     asyncio.set_event_loop(loop)
 
     async def main() -> None:
-        server = await serve(handler, host, port)
+        server = await serve(handler, host, port, sock=sock, limits=limits)
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
@@ -277,3 +407,13 @@ def run(
         loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening TCP socket passed in as file descriptor `fd` (e.g. into a sandbox
+    that has no network of its own: the socket still accepts on the host's)."""
+    sock = socket.socket(fileno=fd)
+    if sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"file descriptor {fd} is not a stream socket")
+    sock.setblocking(False)
+    return sock

@@ -1,7 +1,8 @@
-"""The bubblewrap sandbox that untrusted models are loaded in.
+"""The bubblewrap sandbox that untrusted models are validated in.
 
-The profile (see ENVIRONMENT.md, "Sandboxing") gives the runner: its own empty
-network, PID, IPC, UTS, cgroup and user namespaces; uid/gid 65534 with every
+The shared profile (`paved_shared.sandbox`, which also serves models) gives the
+runner: its own empty network, PID, IPC, UTS, cgroup and user namespaces; uid/gid
+65534 with every
 capability dropped; the host file system read-only (credential files masked); a
 private /tmp; the scratch input read-only and the scratch work dir as its only
 writable host place; an environment of four variables. The runner lowers its own
@@ -14,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -22,32 +22,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from paved_shared.sandbox import (
+    BASE_FLAGS,
+    SANDBOX_PATH,
+    Mount,
+    bwrap_command,
+    default_masks,
+    find_bwrap,
+)
 from pydantic import ValidationError
 
 from paved_validator.domain.smoke import RunnerReport
 from paved_validator.ports import INPUT_DIR, REQUEST_FILE, WORK_DIR, SandboxRun, SandboxStatus
 from paved_validator.sandbox_runner import FILE_SIZE_LIMIT_MB
 
-BASE_FLAGS = (
-    "--unshare-all",
-    "--unshare-user",
-    "--uid", "65534",
-    "--gid", "65534",
-    "--cap-drop", "ALL",
-    "--die-with-parent",
-    "--new-session",
-    "--ro-bind", "/", "/",
-    "--dev", "/dev",
-    "--proc", "/proc",
-    "--tmpfs", "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
-    "--clearenv",
-)  # fmt: skip
-"""The isolation profile; it held against remount and nsenter escapes when run as root."""
-
 SANDBOX_INPUT = "/tmp/input"  # noqa: S108 - inside the sandbox's private tmpfs
 SANDBOX_WORK = "/tmp/work"  # noqa: S108 - inside the sandbox's private tmpfs
 SANDBOX_ENV = {
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "PATH": SANDBOX_PATH,
     "HOME": SANDBOX_WORK,
     "PYTHONDONTWRITEBYTECODE": "1",
     "OMP_NUM_THREADS": "1",
@@ -55,37 +47,9 @@ SANDBOX_ENV = {
 """The sandbox's whole environment: nothing inherited, so no credentials."""
 
 
-def interpreter_paths_under(prefix: str) -> list[str]:
-    """Existing paths the sandboxed interpreter needs (prefixes and sys.path) below ``prefix``,
-    outermost only."""
-    wanted = {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path}
-    found = sorted(
-        {str(Path(p).resolve()) for p in wanted if p and Path(p).exists()}
-        | {str(Path(p)) for p in wanted if p and Path(p).exists()}
-    )
-    root = Path(prefix)
-    below = [p for p in found if Path(p).is_relative_to(root) and Path(p) != root]
-    return [p for p in below if not any(Path(p).is_relative_to(q) and p != q for q in below)]
-
-
 RESULT_FILE = "result.json"
 MAX_REPORT_BYTES = 4 * 1024 * 1024
 STDERR_TAIL = 1000
-
-
-def default_masks(extra: Sequence[Path] = ()) -> list[Path]:
-    """Host places that hold credentials: hidden inside the sandbox even though / is visible."""
-    home = Path.home()
-    names = (".aws", ".config", ".ssh", ".kube", ".docker", ".gnupg", ".netrc", ".pgpass",
-             ".git-credentials", ".pypirc")  # fmt: skip
-    return [
-        *(home / n for n in names),
-        Path("/etc/shadow"),
-        Path("/etc/gshadow"),
-        Path("/run/secrets"),
-        Path("/var/run/secrets"),
-        *extra,
-    ]
 
 
 class Sandbox:
@@ -132,33 +96,21 @@ class Sandbox:
 
     def command(self, bwrap_path: str, scratch: Path) -> list[str]:
         """The full command line for one run on `scratch`."""
-        argv = [bwrap_path, *BASE_FLAGS]
-        for mask in self.masks:
-            if mask.is_dir():
-                argv += ["--tmpfs", str(mask)]
-            elif mask.exists():
-                argv += ["--ro-bind", "/dev/null", str(mask)]
-        # The interpreter, its libraries and editable sources may live under /tmp (a CI
-        # checkout there), which the private tmpfs would hide: bind them back read-only.
-        for path in interpreter_paths_under("/tmp"):  # noqa: S108
-            argv += ["--ro-bind", path, path]
-        argv += [
-            "--ro-bind", str(scratch / INPUT_DIR), SANDBOX_INPUT,
-            "--bind", str(scratch / WORK_DIR), SANDBOX_WORK,
-            "--chdir", SANDBOX_WORK,
-        ]  # fmt: skip
-        for name, value in SANDBOX_ENV.items():
-            argv += ["--setenv", name, value]
-        argv += [
-            self.python, "-I", "-m", "paved_validator.sandbox_runner",
-            f"{SANDBOX_INPUT}/{REQUEST_FILE}", f"{SANDBOX_WORK}/{RESULT_FILE}",
-        ]  # fmt: skip
-        return argv
+        return bwrap_command(
+            bwrap_path,
+            [self.python, "-I", "-m", "paved_validator.sandbox_runner",
+             f"{SANDBOX_INPUT}/{REQUEST_FILE}", f"{SANDBOX_WORK}/{RESULT_FILE}"],
+            env=SANDBOX_ENV,
+            mounts=[Mount(scratch / INPUT_DIR, SANDBOX_INPUT),
+                    Mount(scratch / WORK_DIR, SANDBOX_WORK, writable=True)],
+            masks=self.masks,
+            chdir=SANDBOX_WORK,
+        )  # fmt: skip
 
     async def run(self, scratch: Path, request: dict[str, Any]) -> SandboxRun:
         """Run `request` on the model in `scratch/input`; never runs it unsandboxed."""
         started = time.monotonic()
-        bwrap_path = shutil.which(self.bwrap)
+        bwrap_path = find_bwrap(self.bwrap)
         if bwrap_path is None:
             return SandboxRun(
                 SandboxStatus.UNAVAILABLE,
@@ -267,3 +219,6 @@ def _describe_exit(code: int | None) -> str:
         with contextlib.suppress(ValueError):
             return f"signal {signal.Signals(number).name} (status {code})"
     return f"status {code}"
+
+
+__all__ = ["BASE_FLAGS", "SANDBOX_ENV", "Sandbox", "default_masks"]

@@ -48,6 +48,9 @@ SUBSCRIBED = (
 )
 ALICE = {"X-Paved-User": "alice", "X-Paved-User-Name": "Alice Scientist"}
 CAROL = {"X-Paved-User": "carol", "X-Paved-User-Name": "Carol Developer"}
+ADMIN = {"X-Paved-User": "dave", "X-Paved-User-Name": "Dave Admin", "X-Paved-Roles": "admin"}
+"""Dev headers without X-Paved-Roles/-Teams get every role but admin, in every team: the
+identity the functional tests use by default (the authorization tests narrow it)."""
 
 
 def digest_of(seed: str) -> str:
@@ -216,8 +219,11 @@ class Registry:
 
     app: FastAPI
     client: httpx.AsyncClient
+    """Sends ``ALICE``'s dev headers unless a request names someone else."""
     settings: RegistrySettings
     bootstrap: str
+    anonymous: httpx.AsyncClient
+    """Sends no identity at all."""
 
     @property
     def runtime(self) -> ServiceRuntime:
@@ -287,6 +293,7 @@ class Kit:
 
     ALICE = ALICE
     CAROL = CAROL
+    ADMIN = ADMIN
     digest_of = staticmethod(digest_of)
     model_name = staticmethod(model_name)
     version_body = staticmethod(version_body)
@@ -328,10 +335,13 @@ async def registry(stack: Any) -> AsyncIterator[Registry]:
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://registry.test"
+            transport=httpx.ASGITransport(app=app), base_url="http://registry.test", headers=ALICE
         ) as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://registry.test"
+        ) as anonymous,
     ):
-        yield Registry(app, client, settings, stack.bootstrap)
+        yield Registry(app, client, settings, stack.bootstrap, anonymous)
 
 
 @dataclass

@@ -119,6 +119,29 @@ def acts_for_team(principal: Principal, team: str | None) -> bool:
     return team is not None and team in principal.teams
 
 
+def role_decision(principal: Principal, action: Action, *, subject: str) -> Decision:
+    """The role half of ``decide``: it depends on the caller alone, never on the record,
+    so routes check it before they look the record up (a refusal then says nothing about
+    whether the record exists)."""
+    rule = RULES[action]
+    if principal.has_role(*rule.roles):
+        return Decision(True, f"{principal.user_id} holds a role that may {rule.what} {subject}")
+    held = sorted(r.value for r in principal.roles) or ["none"]
+    needed = " or ".join(sorted(r.value for r in rule.roles))
+    return Decision(
+        False,
+        f"{principal.user_id} cannot {rule.what} {subject}: needs role {needed}, holds {held}",
+        "role",
+    )
+
+
+def require_action_role(principal: Principal, action: Action, *, subject: str) -> None:
+    """``ForbiddenError`` unless the caller holds a role ``action`` needs."""
+    decision = role_decision(principal, action, subject=subject)
+    if not decision.allowed:
+        raise ForbiddenError(decision.reason)
+
+
 def decide(principal: Principal, action: Action, team: str | None, *, subject: str) -> Decision:
     """May ``principal`` do ``action`` on ``subject`` (a model) owned by ``team``?
 
@@ -127,12 +150,9 @@ def decide(principal: Principal, action: Action, team: str | None, *, subject: s
     """
     rule = RULES[action]
     who = principal.user_id
-    if not principal.has_role(*rule.roles):
-        held = sorted(r.value for r in principal.roles) or ["none"]
-        needed = " or ".join(sorted(r.value for r in rule.roles))
-        return Decision(
-            False, f"{who} cannot {rule.what} {subject}: needs role {needed}, holds {held}", "role"
-        )
+    by_role = role_decision(principal, action, subject=subject)
+    if not by_role.allowed:
+        return by_role
     if action is not Action.CREATE_MODEL and not can_see(principal, team):
         return Decision(False, f"{who} cannot see {subject}", "visibility")
     if rule.team_scoped and action is not Action.READ and not acts_for_team(principal, team):

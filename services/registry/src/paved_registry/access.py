@@ -13,7 +13,13 @@ from collections.abc import Collection
 from typing import Any
 
 from paved_shared.auth import Principal
-from paved_shared.authz import Action, NotVisibleError, authorize, readable_teams
+from paved_shared.authz import (
+    Action,
+    NotVisibleError,
+    authorize,
+    readable_teams,
+    require_action_role,
+)
 from paved_shared.db import Connection
 
 from paved_registry.domain.errors import UnknownDeploymentError, UnknownModelError
@@ -38,17 +44,20 @@ async def check_model(
 ) -> str:
     """The model's owner team, once ``principal`` may do ``action`` on it.
 
-    ``UnknownModelError`` if there is no such model *or* the caller cannot see it;
-    ``ForbiddenError`` (403) when it sees it but lacks the role or the team. ``lock``
+    ``ForbiddenError`` (403) first if the caller lacks the role (whatever the model);
+    then ``UnknownModelError`` if there is no such model *or* the caller cannot see it;
+    then ``ForbiddenError`` if it sees it but is not of the owning team. ``lock``
     holds the model row until the transaction ends, so the owner team
     cannot change between this check and the write.
     """
+    subject = f"model {name!r}"
+    require_action_role(principal, action, subject=subject)  # first: says nothing of the model
     row = await conn.fetchrow(_LOCKED_TEAM if lock else _TEAM, name)
     if row is None:
         raise UnknownModelError(name)
     team: str = row["owner_team"]
     try:
-        authorize(principal, action, team, subject=f"model {name!r}")
+        authorize(principal, action, team, subject=subject)
     except NotVisibleError:
         raise UnknownModelError(name) from None
     return team
@@ -88,6 +97,8 @@ async def check_deployment(
 ) -> dict[str, Any]:
     """The deployment row (with its model's ``owner_team``), once ``principal`` may do
     ``action`` on it; ``UnknownDeploymentError`` if unknown or invisible to the caller."""
+    subject = f"deployment {deployment_id!r}"
+    require_action_role(principal, action, subject=subject)
     row = await conn.fetchrow(
         "SELECT d.*, m.owner_team FROM deployments d LEFT JOIN models m "
         "ON m.name = d.model_name WHERE d.deployment_id = $1",

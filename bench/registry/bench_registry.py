@@ -297,7 +297,7 @@ def search_workload(paved: str, mlflow: str | None, models: int, searches: int,
     def run(label: str, paved_params: Callable[[int], dict[str, Any]],
             mlflow_params: Callable[[int], dict[str, Any]] | None, key: str) -> None:  # fmt: skip
         results[label] = {}
-        with httpx.Client(timeout=120) as client:
+        with httpx.Client(timeout=120, headers=HEADERS) as client:
             for system, url, params_of, items in (
                 ("paved", pv, paved_params, "items"),
                 ("mlflow", mv, mlflow_params, "model_versions"),
@@ -333,7 +333,7 @@ def search_workload(paved: str, mlflow: str | None, models: int, searches: int,
 
     # Paging: `pages` pages of 100 through the newest versions, page after page.
     results[f"paging ({pages} x 100)"] = {}
-    with httpx.Client(timeout=120) as client:
+    with httpx.Client(timeout=120, headers=HEADERS) as client:
         for system, url in (("paved", pv), ("mlflow", mv)):
             if url is None:
                 continue

@@ -27,7 +27,6 @@ from paved_schemas.events import (
     ModelSignature,
     RegisterModelVersion,
     RequestDeployment,
-    RequestUndeployment,
 )
 from paved_shared.command_identity import identity_headers
 
@@ -172,16 +171,10 @@ async def test_happy_path_register_validate_approve_deploy_predict_audit(
         final = wait_state(sam, model, version, {"deployed"})
         assert final["deployments"][0]["status"] == "ready"
 
-    # Undeploy this one deployment (the version itself stays deployable).
-    await publish_command(
-        e2e.bootstrap,
-        RequestUndeployment(
-            deployment_id=dep["deployment_id"], target=DeploymentTarget.LOCAL,
-            reason="replaced by a newer deployment", requested_by="sam",
-        ),
-        actor="user:sam", actorname="Sam Scientist",
-        source="/paved/registry", auth=e2e.auth("registry"),
-    )  # fmt: skip
+    # Undeploy this one deployment (the version itself stays deployable): the registry
+    # checks the caller's role and team and sends the command through its outbox.
+    with e2e.client() as sam:
+        sam.undeploy(dep["deployment_id"], "replaced by a newer deployment")
     retired = await _wait_status(e2e.bootstrap, dep["deployment_id"], "retired")
     assert retired.data.status == "retired", retired.data.reason
     assert "replaced by a newer deployment" in (retired.data.reason or "")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -14,8 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from paved_registry.bootstrap import create_app
 from paved_registry.settings import RegistrySettings
@@ -36,7 +33,7 @@ from paved_schemas.events import (
 )
 from paved_shared.kafka import ensure_topics, kafka_auth
 from paved_shared.service import ServiceRuntime
-from paved_shared.testing import read_all, unique, wait_for
+from paved_shared.testing import read_all, serving, start_group_at_end, unique, wait_for
 from prometheus_client import CollectorRegistry
 
 SUBSCRIBED = (
@@ -48,6 +45,9 @@ SUBSCRIBED = (
 )
 ALICE = {"X-Paved-User": "alice", "X-Paved-User-Name": "Alice Scientist"}
 CAROL = {"X-Paved-User": "carol", "X-Paved-User-Name": "Carol Developer"}
+ADMIN = {"X-Paved-User": "dave", "X-Paved-User-Name": "Dave Admin", "X-Paved-Roles": "admin"}
+"""Dev headers without X-Paved-Roles/-Teams get every role but admin, in every team: the
+identity the functional tests use by default (the authorization tests narrow it)."""
 
 
 def digest_of(seed: str) -> str:
@@ -185,44 +185,17 @@ def about(model: str) -> Callable[[Envelope[Any]], bool]:
     return lambda env: getattr(env.data, "model_name", None) == model
 
 
-async def start_group_at_end(bootstrap: str, group: str, names: tuple[str, ...]) -> None:
-    """Commit ``group``'s offsets at the end of ``names``, so a new registry consumes only
-    what this test sends, not the whole history other tests left on the shared topics."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        **kafka_auth().aiokafka(),
-        group_id=group,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = [
-            TopicPartition(name, p)
-            for name in names
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = [
-                TopicPartition(name, p)
-                for name in names
-                for p in sorted(consumer.partitions_for_topic(name) or ())
-            ]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(dict(ends.items()))
-    finally:
-        await consumer.stop()
-
-
 @dataclass
 class Registry:
     """A registry app running (its lifespan entered) against the test stack."""
 
     app: FastAPI
     client: httpx.AsyncClient
+    """Sends ``ALICE``'s dev headers unless a request names someone else."""
     settings: RegistrySettings
     bootstrap: str
+    anonymous: httpx.AsyncClient
+    """Sends no identity at all."""
 
     @property
     def runtime(self) -> ServiceRuntime:
@@ -292,6 +265,7 @@ class Kit:
 
     ALICE = ALICE
     CAROL = CAROL
+    ADMIN = ADMIN
     digest_of = staticmethod(digest_of)
     model_name = staticmethod(model_name)
     version_body = staticmethod(version_body)
@@ -333,10 +307,13 @@ async def registry(stack: Any) -> AsyncIterator[Registry]:
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://registry.test"
+            transport=httpx.ASGITransport(app=app), base_url="http://registry.test", headers=ALICE
         ) as client,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://registry.test"
+        ) as anonymous,
     ):
-        yield Registry(app, client, settings, stack.bootstrap)
+        yield Registry(app, client, settings, stack.bootstrap, anonymous)
 
 
 @dataclass
@@ -377,34 +354,10 @@ def live_registry(stack: Any) -> Iterator[LiveRegistry]:
         log_json=False,
     )
     app = create_app(settings, metrics_registry=CollectorRegistry())
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, lifespan="on", access_log=False, workers=1)
-    )
-    loop_box: list[asyncio.AbstractEventLoop] = []
 
-    def serve() -> None:
-        async def main() -> None:
-            loop_box.append(asyncio.get_running_loop())
-            await ensure_topics(stack.bootstrap, topics.ALL_TOPICS)
-            await start_group_at_end(stack.bootstrap, settings.registry_consumer_group, SUBSCRIBED)
-            await server.serve(sockets=[sock])
+    async def before() -> None:
+        await ensure_topics(stack.bootstrap, topics.ALL_TOPICS)
+        await start_group_at_end(stack.bootstrap, settings.registry_consumer_group, SUBSCRIBED)
 
-        asyncio.run(main())
-
-    thread = threading.Thread(target=serve, name="live-registry", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert thread.is_alive(), "the registry server thread died while starting"
-        assert time.monotonic() < deadline, "the registry did not start within 60 s"
-        time.sleep(0.05)
-    try:
-        yield LiveRegistry(f"http://127.0.0.1:{port}", settings, app, stack.bootstrap, loop_box[0])
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    with serving(app, before=before) as served:
+        yield LiveRegistry(served.url, settings, app, stack.bootstrap, served.loop)

@@ -71,6 +71,11 @@ class PavedSettings(BaseSettings):
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Port for /metrics of a worker (0: no server)."
     )
+    http_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body an HTTP API accepts (413 beyond), bytes.",
+    )
     consumer_max_attempts: int = Field(
         default=5,
         ge=1,

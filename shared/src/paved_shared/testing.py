@@ -7,9 +7,10 @@ the runtime imports this module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,3 +138,87 @@ async def drop_roles(admin_dsn: str, prefix: str) -> None:
             await conn.execute(f'DROP ROLE "{r["rolname"]}"')
     finally:
         await conn.close()
+
+
+async def start_group_at_end(bootstrap: str, group: str, names: tuple[str, ...]) -> None:
+    """Commit ``group``'s offsets at the end of ``names``, so a new service consumes only
+    what this test sends, not the whole history other tests left on the shared topics."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+        **kafka_auth().aiokafka(),
+    )  # fmt: skip
+    await consumer.start()
+    try:
+        partitions: list[TopicPartition] = []
+        for attempt in range(2):
+            partitions = [
+                TopicPartition(name, p)
+                for name in names
+                for p in sorted(consumer.partitions_for_topic(name) or ())
+            ]
+            if partitions or attempt:
+                break
+            await consumer._client.force_metadata_update()
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(ends.items()))
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class Served:
+    """An ASGI app behind a real uvicorn on 127.0.0.1 (its own thread and event loop)."""
+
+    url: str
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coro: Any) -> Any:
+        """Run a coroutine on the server's own event loop (its pools live there)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+
+@contextlib.contextmanager
+def serving(
+    app: Any, *, before: Callable[[], Awaitable[None]] | None = None, start_timeout_s: float = 60
+) -> Iterator[Served]:
+    """Serve ``app`` (lifespan on) on a free loopback port until the block ends; ``before``
+    runs on the server's loop first. For HTTP clients that need a real socket."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_config=None, lifespan="on", access_log=False, workers=1)
+    )
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    def serve() -> None:
+        async def main() -> None:
+            loops.append(asyncio.get_running_loop())
+            if before is not None:
+                await before()
+            await server.serve(sockets=[sock])
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, name=f"serving-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the server thread on port {port} died while starting")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server on port {port} did not start in {start_timeout_s} s")
+        time.sleep(0.05)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", loops[0])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

@@ -146,29 +146,14 @@ def register(app: typer.Typer) -> None:
 def deployments_undeploy(
     deployment_id: str,
     reason: Annotated[str, typer.Option(help="Why it is taken down (recorded, required).")],
-    target: Annotated[str, typer.Option(help="local, aws or gcp")] = "local",
 ) -> None:
-    """Take one deployment down: its deployer stops it and reports `retired`."""
-    from paved_schemas.events import DeploymentTarget, RequestUndeployment
-
-    from paved_cli.sdk import publish_command
-
-    user = env("PAVED_USER", "unknown")
-    try:
-        command = RequestUndeployment(
-            deployment_id=deployment_id,
-            target=DeploymentTarget(target),
-            reason=reason,
-            requested_by=user,
-        )
-    except ValueError as exc:
-        raise fail(f"invalid undeploy request: {exc}") from exc
-    asyncio.run(
-        publish_command(
-            bootstrap(),
-            command,
-            actor=f"user:{user}",
-            actorname=env("PAVED_USER_NAME", user),
-        )
+    """Take one deployment down: the registry sends the request to its deployer, which
+    stops it and reports `retired` (needs the deployer role in the model's team)."""
+    with client() as c:
+        try:
+            accepted = c.undeploy(deployment_id, reason)
+        except PavedError as exc:
+            raise fail(str(exc)) from exc
+    console.print(
+        f"undeploy requested for [bold]{deployment_id}[/] (request {accepted['request_event_id']})"
     )
-    console.print(f"undeploy requested for [bold]{deployment_id}[/] ({target})")

@@ -20,7 +20,7 @@ import httpx
 from paved_schemas.envelope import Envelope, parse_envelope_as
 from paved_schemas.events import DeploymentSpec, DeploymentStatusChanged
 
-from paved_cli.sdk import PavedError
+from paved_cli.sdk import PavedError, identity_headers
 
 TERMINAL = frozenset({"failed", "rolled_back", "retired"})
 
@@ -58,11 +58,14 @@ async def deployment_events(  # noqa: PLR0912 - reconnects, filters and stop rul
     idle_timeout_s: float | None = None,
     reconnect_s: float = 1.0,
     client: httpx.AsyncClient | None = None,
+    identity: dict[str, str] | None = None,
 ) -> AsyncIterator[Envelope[DeploymentStatusChanged]]:
     """Yield status events of one deployment (history first) or of many (live).
 
     Stops after `until` or any terminal status (failed, rolled_back, retired) when
-    `until` is given, or after `idle_timeout_s` without an event.
+    `until` is given, or after `idle_timeout_s` without an event. The caller is
+    ``identity`` (default: ``identity_headers()`` from the environment); the registry
+    streams only the deployments of models the caller may see.
     """
     base = registry_url.rstrip("/")
     if deployment_id is not None:
@@ -80,7 +83,7 @@ async def deployment_events(  # noqa: PLR0912 - reconnects, filters and stop rul
     last_id: str | None = None
     try:
         while True:
-            headers = {"Accept": "text/event-stream"}
+            headers = {**(identity or identity_headers()), "Accept": "text/event-stream"}
             if last_id is not None:
                 headers["Last-Event-ID"] = last_id
             try:

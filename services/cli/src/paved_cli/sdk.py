@@ -190,6 +190,12 @@ class _Calls:
         return Call("registry", "GET", f"/api/v1/deployments/{deployment_id}")
 
     @staticmethod
+    def undeploy(deployment_id: str, reason: str) -> Call:
+        return Call(
+            "registry", "POST", f"/api/v1/deployments/{deployment_id}/undeploy", {"reason": reason}
+        )
+
+    @staticmethod
     def retire(model: str, version: int, reason: str) -> Call:
         return Call(
             "registry",
@@ -316,14 +322,34 @@ def version_body(
     return body
 
 
+def identity_headers(user: str | None = None, user_name: str | None = None) -> dict[str, str]:
+    """Who the caller is, as every Paved API reads it.
+
+    With SSO, the OIDC access token in ``PAVED_TOKEN`` (a bearer token). In dev-headers
+    mode, ``user``/``user_name`` (default ``PAVED_USER``/``PAVED_USER_NAME``, else
+    ``$USER``), and ``PAVED_ROLES``/``PAVED_TEAMS`` to narrow the roles and teams claimed
+    (unset, a dev-headers API grants every role but admin, in every team).
+    """
+    import os
+
+    fallback = os.environ.get("USER", "unknown")
+    user = user or os.environ.get("PAVED_USER") or fallback
+    headers = {
+        "X-Paved-User": user,
+        "X-Paved-User-Name": user_name or os.environ.get("PAVED_USER_NAME") or user,
+    }
+    if token := os.environ.get("PAVED_TOKEN", "").strip():
+        headers["Authorization"] = f"Bearer {token}"
+    for variable, header in (("PAVED_ROLES", "X-Paved-Roles"), ("PAVED_TEAMS", "X-Paved-Teams")):
+        if (value := os.environ.get(variable)) is not None:
+            headers[header] = value
+    return headers
+
+
 class _Base:
     def __init__(self, registry_url: str, approver_url: str, *, user: str, user_name: str) -> None:
         self.urls = {"registry": registry_url.rstrip("/"), "approver": approver_url.rstrip("/")}
-        self.actor_headers = {"X-Paved-User": user, "X-Paved-User-Name": user_name}
-        import os  # SSO: an OIDC access token in PAVED_TOKEN is sent as a bearer token
-
-        if token := os.environ.get("PAVED_TOKEN", "").strip():
-            self.actor_headers["Authorization"] = f"Bearer {token}"
+        self.actor_headers = identity_headers(user, user_name)
 
     def _request_args(self, call: Call) -> JSON:
         return {
@@ -385,6 +411,11 @@ class AsyncPavedClient(_Base):
 
     async def get_deployment(self, deployment_id: str) -> JSON:
         result: JSON = await self.call(_Calls.get_deployment(deployment_id))
+        return result
+
+    async def undeploy(self, deployment_id: str, reason: str) -> JSON:
+        """Ask the registry to take one deployment down (deployer role in the owning team)."""
+        result: JSON = await self.call(_Calls.undeploy(deployment_id, reason))
         return result
 
     async def list_approvals(self, state: str | None = None, model: str | None = None) -> Any:
@@ -559,6 +590,11 @@ class PavedClient(_Base):
 
     def get_deployment(self, deployment_id: str) -> JSON:
         result: JSON = self.call(_Calls.get_deployment(deployment_id))
+        return result
+
+    def undeploy(self, deployment_id: str, reason: str) -> JSON:
+        """Ask the registry to take one deployment down (deployer role in the owning team)."""
+        result: JSON = self.call(_Calls.undeploy(deployment_id, reason))
         return result
 
     def retire(self, model: str, version: int, reason: str) -> JSON:

@@ -1,4 +1,10 @@
-"""HTTP API ``/api/v1``: thin routes over ``paved_registry.catalog``."""
+"""HTTP API ``/api/v1``: thin routes over ``paved_registry.catalog``.
+
+Every route needs an authenticated caller (the router's dependency) and asks
+``paved_registry.access`` whether that caller may do this to this model, inside the
+same transaction as the change; lists and searches are filtered to the caller's
+visible teams in SQL.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from paved_schemas._types import (
     SLUG_PATTERN,
     Identifier,
@@ -29,18 +35,26 @@ from paved_schemas.events import (
     ModelSignature,
     ModelState,
     RegisterModelVersion,
+    RequestUndeployment,
     RiskTier,
     Tags,
 )
 from paved_shared.db import Connection
+from paved_shared.http import authenticated_router, problem_responses
 from paved_shared.service import ServiceRuntime
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from paved_registry import catalog, curation, search
-from paved_registry.auth import current_actor
-from paved_registry.catalog import Actor
+from paved_registry.access import (
+    Action,
+    check_alias,
+    check_create,
+    check_deployment,
+    check_model,
+    readable_teams,
+)
+from paved_registry.auth import CurrentActor, CurrentPrincipal, current_principal
 from paved_registry.domain.errors import BadQueryError, StateConflictError
-from paved_registry.problems import Problem
 from paved_registry.settings import RegistrySettings
 from paved_registry.views import (
     AliasView,
@@ -48,6 +62,7 @@ from paved_registry.views import (
     DeploymentAccepted,
     DeploymentView,
     ModelView,
+    UndeploymentAccepted,
     VersionPage,
     VersionSummary,
     VersionView,
@@ -68,12 +83,11 @@ IfMatch = Annotated[
         description="The ETag you read; the change is refused (412) if the record changed since.",
     ),
 ]
-CurrentActor = Annotated[Actor, Depends(current_actor)]
+MAX_LIMIT = 1000
+"""The largest page any list route returns (a larger ``limit`` is 422)."""
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Page size (at most {MAX_LIMIT}).")]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 404, 409, 412, 422, 428)
-}
+_ERRORS: dict[int | str, dict[str, Any]] = problem_responses(400, 404, 409, 412, 422, 428)
 
 
 class Body(BaseModel):
@@ -122,19 +136,6 @@ class RequestDeploymentBody(Body):
     )
 
 
-class Retire(Body):
-    """Retire this version; its deployments are torn down by the deployers."""
-
-    reason: LongText = Field(description="Why the version is retired (required).")
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("the reason must not be blank")
-        return value.strip()
-
-
 class ReasonBody(Body):
     """A change that needs a reason (21 CFR 11.10(e): the audit trail says why)."""
 
@@ -146,6 +147,21 @@ class ReasonBody(Body):
         if not value.strip():
             raise ValueError("the reason must not be blank")
         return value.strip()
+
+
+class Retire(ReasonBody):
+    """Retire this version; its deployments are torn down by the deployers."""
+
+    reason: LongText = Field(description="Why the version is retired (required).")
+
+
+class Undeploy(ReasonBody):
+    """Take one deployment down (its deployer stops it and reports ``retired``)."""
+
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
+        description="Why it is taken down (recorded in the audit trail).",
+        examples=["replaced by the champion deployment"],
+    )
 
 
 TagPatch = Annotated[
@@ -250,13 +266,19 @@ async def _read(request: Request) -> AsyncIterator[Connection]:
 
 def build_router() -> APIRouter:  # noqa: PLR0915
     """The ``/api/v1`` routes."""
-    router = APIRouter(prefix=PREFIX, responses=_ERRORS)
+    router = authenticated_router(current_principal, prefix=PREFIX, responses=_ERRORS)
 
     @router.post("/models", status_code=201, tags=["models"])
     async def create_model(
-        body: CreateModel, request: Request, response: Response, actor: CurrentActor
+        body: CreateModel,
+        request: Request,
+        response: Response,
+        actor: CurrentActor,
+        principal: CurrentPrincipal,
     ) -> ModelView:
-        """Create a model; 409 if the name is taken."""
+        """Create a model owned by one of your teams (403 otherwise); 409 if the name is
+        taken."""
+        check_create(principal, body.name, body.owner_team)
         async with _write(request) as conn:
             await catalog.create_model(
                 conn, _runtime(request), name=body.name, description=body.description,
@@ -270,6 +292,7 @@ def build_router() -> APIRouter:  # noqa: PLR0915
     async def list_models(
         request: Request,
         response: Response,
+        principal: CurrentPrincipal,
         q: Annotated[str | None, Query(max_length=500, description="Full-text search.")] = None,
         owner_team: Annotated[str | None, Query(description="Only this team's.")] = None,
         name_prefix: Annotated[str | None, Query(description="Names starting so.")] = None,
@@ -277,14 +300,15 @@ def build_router() -> APIRouter:  # noqa: PLR0915
             list[str] | None, Query(description="'key:value' (equals) or 'key' (has); repeatable.")
         ] = None,
         sort: Annotated[str, Query(description=", ".join(search.MODEL_SORTS))] = "name",
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        limit: Limit = 100,
         cursor: Annotated[str | None, Query(description="From the previous page.")] = None,
         offset: Annotated[int, Query(ge=0, description="Deprecated: use cursor.")] = 0,
     ) -> list[ModelView]:
-        """Models (filtered, sorted); the next page's link is in the ``Link`` header."""
+        """Models of your teams (filtered, sorted); the next page's link is in the ``Link``
+        header."""
         query = search.ModelQuery(
             q=q, owner_team=owner_team, tags=parse_tag_filters(tag), sort=sort, limit=limit,
-            cursor=cursor, offset=offset,
+            cursor=cursor, offset=offset, teams=readable_teams(principal),
             name_like=search.like_prefix(name_prefix) if name_prefix else None,
         )  # fmt: skip
         async with _read(request) as conn:
@@ -293,9 +317,12 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         return models
 
     @router.get("/models/{name}", tags=["models"])
-    async def get_model(name: NamePath, request: Request, response: Response) -> ModelView:
+    async def get_model(
+        name: NamePath, request: Request, response: Response, principal: CurrentPrincipal
+    ) -> ModelView:
         """One model, with its aliases; the ``ETag`` is what a PATCH sends as If-Match."""
         async with _read(request) as conn:
+            await check_model(conn, principal, name, Action.READ)
             model = await catalog.get_model(conn, name)
         response.headers["ETag"] = curation.etag(model.revision)
         return model
@@ -307,10 +334,16 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         request: Request,
         response: Response,
         actor: CurrentActor,
+        principal: CurrentPrincipal,
         if_match: IfMatch = None,
     ) -> ModelView:
-        """Change description, owner team or tags; needs If-Match (428 without, 412 stale)."""
+        """Change description, owner team or tags; needs If-Match (428 without, 412 stale).
+        A scientist of the owning team changes description and tags; only an admin moves
+        the model to another team."""
         async with _write(request) as conn:
+            team = await check_model(conn, principal, name, Action.UPDATE_MODEL, lock=True)
+            if body.owner_team is not None and body.owner_team != team:
+                await check_model(conn, principal, name, Action.CHANGE_OWNER)
             model = await curation.update_model(
                 conn, _runtime(request), name=name, actor=actor, description=body.description,
                 owner_team=body.owner_team, tags=body.tags, reason=body.reason,
@@ -323,25 +356,35 @@ def build_router() -> APIRouter:  # noqa: PLR0915
     async def list_changes(
         name: NamePath,
         request: Request,
+        principal: CurrentPrincipal,
         after: Annotated[int, Query(ge=0, description="Changes after this id.")] = 0,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        limit: Limit = 100,
     ) -> list[ChangeView]:
         """Every metadata change of the model (and its versions and aliases), oldest first."""
         async with _read(request) as conn:
+            await check_model(conn, principal, name, Action.READ)
             return await curation.list_changes(conn, name, after=after, limit=limit)
 
     @router.get("/models/{name}/aliases", tags=["aliases"])
-    async def list_aliases(name: NamePath, request: Request) -> list[AliasView]:
+    async def list_aliases(
+        name: NamePath, request: Request, principal: CurrentPrincipal, limit: Limit = MAX_LIMIT
+    ) -> list[AliasView]:
         """The model's aliases and the versions they point to."""
         async with _read(request) as conn:
-            return await curation.list_aliases(conn, name)
+            await check_model(conn, principal, name, Action.READ)
+            return (await curation.list_aliases(conn, name))[:limit]
 
     @router.get("/models/{name}/aliases/{alias}", tags=["aliases"])
     async def get_alias(
-        name: NamePath, alias: AliasPath, request: Request, response: Response
+        name: NamePath,
+        alias: AliasPath,
+        request: Request,
+        response: Response,
+        principal: CurrentPrincipal,
     ) -> AliasView:
         """Where an alias points (404 if the model has no such alias)."""
         async with _read(request) as conn:
+            await check_model(conn, principal, name, Action.READ)
             view = await curation.get_alias(conn, name, alias)
         response.headers["ETag"] = curation.etag(view.revision)
         return view
@@ -354,15 +397,22 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         request: Request,
         response: Response,
         actor: CurrentActor,
+        principal: CurrentPrincipal,
         if_match: IfMatch = None,
     ) -> AliasView:
         """Point an alias at a version. A protected alias moves only to an approved or
-        deployed version (409) and only with a reason (422)."""
+        deployed version (409), only with a reason (422) and only by a deployer of the
+        owning team (403)."""
+        protected_names = _settings(request).registry_protected_aliases
         async with _write(request) as conn:
+            await check_alias(
+                conn, principal, name, alias, protected_names=protected_names,
+                protect=body.protected,
+            )  # fmt: skip
             view = await curation.set_alias(
                 conn, _runtime(request), name=name, alias=alias, version=body.version,
-                actor=actor, protected_names=_settings(request).registry_protected_aliases,
-                protect=body.protected, reason=body.reason, if_match=if_match,
+                actor=actor, protected_names=protected_names, protect=body.protected,
+                reason=body.reason, if_match=if_match,
             )  # fmt: skip
         response.headers["ETag"] = curation.etag(view.revision)
         return view
@@ -373,13 +423,18 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         alias: AliasPath,
         request: Request,
         actor: CurrentActor,
+        principal: CurrentPrincipal,
         reason: Annotated[
             str | None, Query(max_length=4000, description="Why (required if protected).")
         ] = None,
         if_match: IfMatch = None,
     ) -> Response:
-        """Remove an alias (a protected one needs a reason)."""
+        """Remove an alias (a protected one needs a reason and a deployer of the team)."""
         async with _write(request) as conn:
+            await check_alias(
+                conn, principal, name, alias,
+                protected_names=_settings(request).registry_protected_aliases,
+            )  # fmt: skip
             await curation.remove_alias(
                 conn, _runtime(request), name=name, alias=alias, actor=actor, reason=reason,
                 if_match=if_match,
@@ -389,6 +444,7 @@ def build_router() -> APIRouter:  # noqa: PLR0915
     @router.get("/versions", tags=["discovery"])
     async def search_versions(
         request: Request,
+        principal: CurrentPrincipal,
         q: Annotated[
             str | None,
             Query(
@@ -409,7 +465,7 @@ def build_router() -> APIRouter:  # noqa: PLR0915
             list[str] | None, Query(description="'key:value' (equals) or 'key' (has); repeatable.")
         ] = None,
         sort: Annotated[str, Query(description=", ".join(search.VERSION_SORTS))] = "-registered_at",
-        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        limit: Limit = 50,
         cursor: Annotated[
             str | None, Query(description="next_cursor of the previous page.")
         ] = None,
@@ -419,7 +475,7 @@ def build_router() -> APIRouter:  # noqa: PLR0915
             q=q, name=name, owner_team=owner_team, states=tuple(state or ()),
             frameworks=tuple(f.value for f in framework or ()),
             risk_tiers=tuple(r.value for r in risk_tier or ()), tags=parse_tag_filters(tag),
-            sort=sort, limit=limit, cursor=cursor,
+            sort=sort, limit=limit, cursor=cursor, teams=readable_teams(principal),
             name_like=search.like_prefix(name_prefix) if name_prefix else None,
         )  # fmt: skip
         async with _read(request) as conn:
@@ -433,6 +489,7 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         request: Request,
         response: Response,
         actor: CurrentActor,
+        principal: CurrentPrincipal,
         idempotency_key: Annotated[
             Identifier | None,
             Header(
@@ -462,6 +519,7 @@ def build_router() -> APIRouter:  # noqa: PLR0915
             registered_by_name=actor.name,
         )
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.REGISTER_VERSION, lock=True)
             result = await catalog.register_version(
                 conn, _runtime(request), command, actor=actor, description=body.description
             )
@@ -477,28 +535,35 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         name: NamePath,
         request: Request,
         response: Response,
+        principal: CurrentPrincipal,
         state: Annotated[ModelState | None, Query(description="Only in this state.")] = None,
-        limit: Annotated[int | None, Query(ge=1, le=10_000, description="Page size.")] = None,
+        limit: Limit = MAX_LIMIT,
         cursor: Annotated[str | None, Query(description="From the Link header.")] = None,
     ) -> list[VersionSummary]:
-        """The versions of a model, oldest first (all of them unless ``limit``; the next
-        page's link is in the ``Link`` header)."""
+        """The versions of a model, oldest first (``limit`` per page; the next page's link
+        is in the ``Link`` header)."""
         after = search.decode_cursor(cursor, "version", _VERSION_ORDER)[0] if cursor else 0
         async with _read(request) as conn:
+            await check_model(conn, principal, name, Action.READ)
             rows = await catalog.list_versions(
-                conn, name, state=state, after=after, limit=None if limit is None else limit + 1
+                conn, name, state=state, after=after, limit=limit + 1
             )
-        if limit is not None and len(rows) > limit:
+        if len(rows) > limit:
             rows = rows[:limit]
             _next_link(request, response, search.encode_cursor("version", [rows[-1].version]))
         return rows
 
     @router.get("/models/{name}/versions/{version}", tags=["versions"])
     async def get_version(
-        name: NamePath, version: VersionPath, request: Request, response: Response
+        name: NamePath,
+        version: VersionPath,
+        request: Request,
+        response: Response,
+        principal: CurrentPrincipal,
     ) -> VersionView:
         """A version with its state, transition history, deployments and aliases."""
         async with _read(request) as conn:
+            await check_model(conn, principal, name, Action.READ)
             view = await catalog.get_version(conn, name, version)
         response.headers["ETag"] = curation.etag(view.revision)
         return view
@@ -511,10 +576,12 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         request: Request,
         response: Response,
         actor: CurrentActor,
+        principal: CurrentPrincipal,
         if_match: IfMatch = None,
     ) -> VersionView:
         """Change a version's description or tags; needs If-Match (428 without, 412 stale)."""
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.UPDATE_VERSION, lock=True)
             view = await curation.update_version(
                 conn, _runtime(request), name=name, version=version, actor=actor,
                 description=body.description, tags=body.tags, reason=body.reason,
@@ -530,10 +597,12 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         body: Transition,
         request: Request,
         actor: CurrentActor,
+        principal: CurrentPrincipal,
     ) -> VersionView:
         """Request 'deprecated' or 'retired' (every other state follows from the platform's
         events); 409 names the current state when the lifecycle does not allow it."""
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.RETIRE_VERSION, lock=True)
             await catalog.transition_version(
                 conn, _runtime(request), name=name, version=version, to_state=body.to_state,
                 reason=body.reason, actor=actor,
@@ -547,9 +616,11 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         body: ReasonBody,
         request: Request,
         actor: CurrentActor,
+        principal: CurrentPrincipal,
     ) -> VersionView:
         """deployed -> deprecated, with a reason (409 from any other state)."""
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.RETIRE_VERSION, lock=True)
             await catalog.transition_version(
                 conn, _runtime(request), name=name, version=version,
                 to_state=ModelState.DEPRECATED, reason=body.reason, actor=actor,
@@ -566,9 +637,12 @@ def build_router() -> APIRouter:  # noqa: PLR0915
         request: Request,
         response: Response,
         actor: CurrentActor,
+        principal: CurrentPrincipal,
     ) -> DeploymentAccepted:
-        """Ask the target's deployer to deploy this version (409 unless approved or deployed)."""
+        """Ask the target's deployer to deploy this version (409 unless approved or
+        deployed); needs the deployer role in the owning team."""
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.REQUEST_DEPLOYMENT, lock=True)
             deployment_id = await catalog.request_deployment(
                 conn, _runtime(request), name=name, version=version,
                 target=body.target, spec=body.spec, actor=actor,
@@ -578,10 +652,16 @@ def build_router() -> APIRouter:  # noqa: PLR0915
 
     @router.post("/models/{name}/versions/{version}/retire", status_code=202, tags=["versions"])
     async def retire_version(
-        name: NamePath, version: VersionPath, body: Retire, request: Request, actor: CurrentActor
+        name: NamePath,
+        version: VersionPath,
+        body: Retire,
+        request: Request,
+        actor: CurrentActor,
+        principal: CurrentPrincipal,
     ) -> VersionView:
         """Retire a version now (409 if already retired); deployers then tear it down."""
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.RETIRE_VERSION, lock=True)
             changed = await catalog.retire_version(
                 conn, _runtime(request), name=name, version=version, reason=body.reason,
                 retired_by=actor.id, actor=actor,
@@ -591,19 +671,51 @@ def build_router() -> APIRouter:  # noqa: PLR0915
             return await catalog.get_version(conn, name, version)
 
     @router.get("/deployments/{deployment_id}", tags=["deployments"])
-    async def get_deployment(deployment_id: str, request: Request) -> DeploymentView:
+    async def get_deployment(
+        deployment_id: str, request: Request, principal: CurrentPrincipal
+    ) -> DeploymentView:
         """One deployment, as last reported by its deployer."""
         async with _read(request) as conn:
+            await check_deployment(conn, principal, deployment_id, Action.READ)
             return await catalog.get_deployment(conn, deployment_id)
+
+    @router.post("/deployments/{deployment_id}/undeploy", status_code=202, tags=["deployments"])
+    async def undeploy(
+        deployment_id: str,
+        body: Undeploy,
+        request: Request,
+        actor: CurrentActor,
+        principal: CurrentPrincipal,
+    ) -> UndeploymentAccepted:
+        """Take one deployment down: the registry sends ``RequestUndeployment`` to its
+        target's deployer (through the outbox), which stops it and reports ``retired``.
+        Needs the deployer role in the owning team."""
+        async with _write(request) as conn:
+            row = await check_deployment(conn, principal, deployment_id, Action.UNDEPLOY)
+            runtime = _runtime(request)
+            event = runtime.new_event(
+                RequestUndeployment(
+                    deployment_id=deployment_id, target=DeploymentTarget(row["target"]),
+                    reason=body.reason, requested_by=actor.id,
+                ),
+                actor=actor.principal, actorname=actor.name,
+            )  # fmt: skip
+            await runtime.emit(conn, event)
+        return UndeploymentAccepted(deployment_id=deployment_id, request_event_id=event.id)
 
     @router.get("/deployments", tags=["deployments"])
     async def list_deployments(
         request: Request,
+        principal: CurrentPrincipal,
         model: Annotated[str | None, Query(description="Only this model's.")] = None,
         version: Annotated[int | None, Query(ge=1, description="Only this version's.")] = None,
+        limit: Limit = MAX_LIMIT,
     ) -> list[DeploymentView]:
-        """Deployments, optionally of one model (and version)."""
+        """Deployments of your teams' models, optionally of one model (and version)."""
+        teams = readable_teams(principal)
         async with _read(request) as conn:
-            return await catalog.list_deployments(conn, model=model, version=version)
+            return await catalog.list_deployments(
+                conn, model=model, version=version, teams=teams, limit=limit
+            )
 
     return router

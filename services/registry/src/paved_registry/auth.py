@@ -1,9 +1,11 @@
-"""Who is calling: the one place the API learns its actor.
+"""Who is calling: the one place the API learns its caller.
 
 The shared ``paved_shared.auth`` decides: in ``oidc`` mode a bearer JWT verified
 against the issuer's JWKS; in ``dev-headers`` mode (dev/test only) the caller names
-itself in ``X-Paved-User`` / ``X-Paved-User-Name``. The mode and the issuer come from
-the registry's settings (``PAVED_AUTH_MODE``, ``PAVED_OIDC_*``).
+itself in ``X-Paved-User`` / ``X-Paved-User-Name`` (and ``X-Paved-Roles`` /
+``X-Paved-Teams``). The mode and the issuer come from the registry's settings
+(``PAVED_AUTH_MODE``, ``PAVED_OIDC_*``). Every router of the registry is an
+``authenticated_router(current_principal)``: no route but health answers anonymously.
 """
 
 from __future__ import annotations
@@ -11,19 +13,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from paved_shared.auth import (
-    NAME_HEADER,
-    USER_HEADER,
-    AuthError,
-    AuthSettings,
-    Principal,
-    principal_dependency,
-)
+from paved_shared.auth import NAME_HEADER, USER_HEADER, AuthSettings, Principal
+from paved_shared.http import principal_of
 
 from paved_registry.catalog import Actor
-from paved_registry.problems import ProblemError
 
-__all__ = ["NAME_HEADER", "USER_HEADER", "current_actor", "current_principal"]
+__all__ = [
+    "NAME_HEADER",
+    "USER_HEADER",
+    "CurrentActor",
+    "CurrentPrincipal",
+    "current_actor",
+    "current_principal",
+]
 
 
 def _settings_of(request: Request) -> AuthSettings:
@@ -38,18 +40,8 @@ def _settings_of(request: Request) -> AuthSettings:
     return cached
 
 
-_principal = principal_dependency(_settings_of)
-
-
-async def current_principal(request: Request) -> Principal:
-    """The verified caller with roles and teams; 401/403 problem+json when refused."""
-    try:
-        return await _principal(request)
-    except AuthError as exc:
-        raise ProblemError(
-            exc.status, exc.code, "Unauthenticated" if exc.status == 401 else "Forbidden",
-            exc.detail, headers=exc.headers,
-        ) from exc  # fmt: skip
+current_principal = principal_of(_settings_of)
+"""The verified caller with roles and teams (401/403 problem+json when refused)."""
 
 
 async def current_actor(
@@ -59,3 +51,7 @@ async def current_actor(
     if (principal.username or "").startswith("service-account-"):
         return Actor(id=principal.user_id, name=principal.printed_name, kind="service")
     return Actor(id=principal.user_id, name=principal.printed_name)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentActor = Annotated[Actor, Depends(current_actor)]

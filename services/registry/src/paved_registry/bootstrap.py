@@ -3,15 +3,12 @@ lifespan starts the runtime (DB pool, migrations, topics, outbox relay, consumer
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from paved_schemas import topics
 from paved_schemas.envelope import Envelope
@@ -31,10 +28,12 @@ from paved_schemas.events import (
     RegisteredModelUpdated,
     RegisterModelVersion,
     RequestDeployment,
+    RequestUndeployment,
     RetireModelVersion,
 )
 from paved_shared.auth import Authenticator, AuthSettings
 from paved_shared.db import Connection, load_migrations
+from paved_shared.http import add_health_routes, install_http
 from paved_shared.outbox import pending_count
 from paved_shared.service import ServiceRuntime
 from prometheus_client import CollectorRegistry
@@ -42,7 +41,7 @@ from prometheus_client import CollectorRegistry
 from paved_registry import deployment_events, handlers
 from paved_registry.api import build_router
 from paved_registry.mlflow_api import build_mlflow_router
-from paved_registry.problems import install_problem_handlers, problem_response
+from paved_registry.problems import MAPPERS, decorate_mlflow
 from paved_registry.settings import RegistrySettings
 
 SERVICE = "registry"
@@ -117,6 +116,7 @@ def create_runtime(
         ModelVersionStateChanged,
         ModelVersionRetired,
         RequestDeployment,
+        RequestUndeployment,
         RegisteredModelCreated,
         RegisteredModelUpdated,
         ModelVersionUpdated,
@@ -151,35 +151,20 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    install_problem_handlers(app)
+    install_http(
+        app, max_body_bytes=settings.http_max_body_bytes, mappers=MAPPERS,
+        decorate=decorate_mlflow, service="the registry",
+    )  # fmt: skip
     app.include_router(deployment_events.build_router())  # before /deployments/{id}
     app.include_router(build_router())
     app.include_router(build_mlflow_router())
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        """Liveness: the process answers."""
-        return {"status": "ok"}
+    async def database() -> dict[str, Any]:
+        return {"outbox_pending": await pending_count(runtime.pool)}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
-    async def readyz(request: Request) -> JSONResponse | dict[str, Any]:
-        """Readiness: PostgreSQL and Kafka are reachable."""
-        checks: dict[str, str] = {}
-        outbox_pending: int | None = None
-        try:
-            outbox_pending = await asyncio.wait_for(
-                pending_count(runtime.pool), timeout=_HEALTH_TIMEOUT_S
-            )
-            checks["database"] = "ok"
-        except Exception as exc:  # any failure means not ready, with the reason
-            checks["database"] = f"unreachable: {exc!r}"[:300]
-        kafka_ok = False
-        with contextlib.suppress(Exception):
-            kafka_ok = await runtime.broker.ping(timeout=_HEALTH_TIMEOUT_S)
-        checks["kafka"] = "ok" if kafka_ok else "unreachable"
-        if all(v == "ok" for v in checks.values()):
-            return {"status": "ready", "checks": checks, "outbox_pending": outbox_pending}
-        detail = "; ".join(f"{k}: {v}" for k, v in checks.items() if v != "ok")
-        return problem_response(request, 503, "not-ready", "Not ready", detail)
+    async def kafka() -> None:
+        if not await runtime.broker.ping(timeout=_HEALTH_TIMEOUT_S):
+            raise ConnectionError("the broker did not answer a ping")
 
+    add_health_routes(app, {"database": database, "kafka": kafka}, timeout_s=_HEALTH_TIMEOUT_S)
     return app

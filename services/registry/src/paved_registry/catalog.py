@@ -679,11 +679,20 @@ async def get_deployment(conn: Connection, deployment_id: str) -> DeploymentView
 
 
 async def list_deployments(
-    conn: Connection, *, model: str | None = None, version: int | None = None
+    conn: Connection,
+    *,
+    model: str | None = None,
+    version: int | None = None,
+    teams: frozenset[str] | None = None,
+    limit: int | None = None,
 ) -> list[DeploymentView]:
+    """Deployments (of one model and version), oldest update first; only models of
+    ``teams`` when given (filtered in SQL, before ``limit``)."""
     rows = await conn.fetch(
-        "SELECT * FROM deployments WHERE ($1::text IS NULL OR model_name = $1) "
-        "AND ($2::int IS NULL OR version = $2) ORDER BY updated_at, deployment_id",
-        model, version,
+        "SELECT d.* FROM deployments d LEFT JOIN models m ON m.name = d.model_name "
+        "WHERE ($1::text IS NULL OR d.model_name = $1) AND ($2::int IS NULL OR d.version = $2) "
+        "AND ($3::text[] IS NULL OR m.owner_team = ANY($3::text[])) "
+        "ORDER BY d.updated_at, d.deployment_id LIMIT $4",
+        model, version, sorted(teams) if teams is not None else None, limit,
     )  # fmt: skip
     return [DeploymentView.model_validate(dict(r.items())) for r in rows]

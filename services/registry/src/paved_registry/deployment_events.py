@@ -12,6 +12,10 @@ status) closes the stream after that status or any terminal one (failed, rolled_
 retired). The source is the ``paved.deployment.status.v1`` topic itself, read without a
 consumer group (nothing committed, any number of watchers), so every transition a
 deployer published is seen, in order per deployment.
+
+Both routes need an authenticated caller, and a stream carries only the events of
+models the caller may see (their owner team is looked up once per model per stream):
+another team's deployments are skipped exactly as if they did not exist.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -33,9 +37,13 @@ from paved_schemas import topics
 from paved_schemas._types import SLUG_PATTERN
 from paved_schemas.envelope import ContractError, parse_envelope
 from paved_schemas.events import DeploymentStatus, DeploymentStatusChanged
+from paved_shared.auth import Principal
+from paved_shared.authz import can_see, readable_teams
+from paved_shared.http import ProblemError, authenticated_router
 from paved_shared.kafka import kafka_auth, topic_partitions
+from paved_shared.service import ServiceRuntime
 
-from paved_registry.problems import ProblemError
+from paved_registry.auth import CurrentPrincipal, current_principal
 
 PREFIX = "/api/v1"
 HEARTBEAT_S = 15.0
@@ -60,6 +68,29 @@ def _check_until(until: str | None) -> None:
         )  # fmt: skip
 
 
+Visible = Callable[[str], Awaitable[bool]]
+"""May the caller see this model's deployments? (by model name)"""
+
+
+def visibility(runtime: ServiceRuntime, principal: Principal) -> Visible:
+    """``Visible`` for ``principal``: the model's owner team, read once per model."""
+    teams = readable_teams(principal)  # 403 for a caller without any role
+    known: dict[str, bool] = {}
+
+    async def visible(model_name: str) -> bool:
+        if teams is None:
+            return True
+        if model_name not in known:
+            async with runtime.pool.acquire() as conn:
+                team = await conn.fetchval("SELECT owner_team FROM models WHERE name = $1",
+                                           model_name)  # fmt: skip
+            # A model the registry does not know has no owner to check against: hidden.
+            known[model_name] = team is not None and can_see(principal, team)
+        return known[model_name]
+
+    return visible
+
+
 def format_event(event_id: str, status: str, data: bytes) -> bytes:
     """One SSE frame."""
     compact = json.dumps(json.loads(data), separators=(",", ":"))
@@ -75,6 +106,7 @@ async def stream_status(  # noqa: PLR0912 - the filters and stop rules of one st
     last_event_id: str | None,
     until: str | None,
     is_disconnected: Any,
+    visible: Visible | None = None,
     heartbeat_s: float = HEARTBEAT_S,
 ) -> AsyncIterator[bytes]:
     """SSE frames of matching status events (history first when asked), then heartbeats."""
@@ -121,6 +153,8 @@ async def stream_status(  # noqa: PLR0912 - the filters and stop rules of one st
                         continue
                     if model is not None and data.model_name != model:
                         continue
+                    if visible is not None and not await visible(data.model_name):
+                        continue
                     if skipping:
                         skipping = env.id != last_event_id
                         continue
@@ -139,13 +173,14 @@ async def stream_status(  # noqa: PLR0912 - the filters and stop rules of one st
 
 def build_router() -> APIRouter:
     """The SSE routes (include before the registry's own `/deployments/{id}` route)."""
-    router = APIRouter(prefix=PREFIX, tags=["deployments"])
+    router = authenticated_router(current_principal, prefix=PREFIX, tags=["deployments"])
 
-    def _response(request: Request, **kwargs: Any) -> StreamingResponse:
-        settings = request.app.state.runtime.settings
+    def _response(request: Request, principal: Principal, **kwargs: Any) -> StreamingResponse:
+        runtime: ServiceRuntime = request.app.state.runtime
         frames = stream_status(
-            settings.kafka_bootstrap, is_disconnected=request.is_disconnected, **kwargs
-        )
+            runtime.settings.kafka_bootstrap, is_disconnected=request.is_disconnected,
+            visible=visibility(runtime, principal), **kwargs,
+        )  # fmt: skip
         return StreamingResponse(
             frames,
             media_type="text/event-stream",
@@ -155,6 +190,7 @@ def build_router() -> APIRouter:
     @router.get("/deployments/events", response_class=StreamingResponse)
     async def all_deployment_events(
         request: Request,
+        principal: CurrentPrincipal,
         model: Annotated[str | None, Query(description="Only this model's deployments.")] = None,
         deployment: Annotated[str | None, Query(description="Only this deployment.")] = None,
         from_beginning: Annotated[bool, Query(description="Replay history first.")] = False,
@@ -166,13 +202,14 @@ def build_router() -> APIRouter:
         _check_slug("deployment", deployment)
         _check_until(until)
         return _response(
-            request, deployment_id=deployment, model=model, from_beginning=from_beginning,
-            last_event_id=last_event_id, until=until,
+            request, principal, deployment_id=deployment, model=model,
+            from_beginning=from_beginning, last_event_id=last_event_id, until=until,
         )  # fmt: skip
 
     @router.get("/deployments/{deployment_id}/events", response_class=StreamingResponse)
     async def deployment_events(
         request: Request,
+        principal: CurrentPrincipal,
         deployment_id: Annotated[str, Path(description="The deployment id.")],
         from_beginning: Annotated[bool, Query(description="Replay history first.")] = True,
         until: Annotated[str | None, Query(description="Close after this status.")] = None,
@@ -182,8 +219,8 @@ def build_router() -> APIRouter:
         _check_slug("deployment id", deployment_id)
         _check_until(until)
         return _response(
-            request, deployment_id=deployment_id, model=None, from_beginning=from_beginning,
-            last_event_id=last_event_id, until=until,
+            request, principal, deployment_id=deployment_id, model=None,
+            from_beginning=from_beginning, last_event_id=last_event_id, until=until,
         )  # fmt: skip
 
     return router

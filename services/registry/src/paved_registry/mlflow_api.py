@@ -4,8 +4,10 @@ The unmodified ``mlflow`` client (``MlflowClient(registry_uri=...)``,
 ``mlflow.register_model``) talks to these routes. They are thin: each one translates
 MLflow's request into the same catalog, curation and search functions the ``/api/v1``
 routes use, so every rule holds here too (immutable digests, the lifecycle, protected
-aliases, the audit trail). Errors are problem+json carrying MLflow's ``error_code`` and
-``message`` as well. What MLflow can do but a regulated catalog must not (delete,
+aliases, the audit trail, who may do what: ``paved_registry.access``). Writes honour
+``If-Match`` (the ``ETag`` of the GET routes; 412 when stale, 428 when missing and
+``registry_mlflow_require_if_match`` is on). Errors are problem+json carrying MLflow's
+``error_code`` and ``message`` as well. What MLflow can do but a regulated catalog must not (delete,
 rename, set stages by hand) is refused with a message saying what to do instead.
 """
 
@@ -16,20 +18,29 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request, Response
 from paved_schemas._types import SLUG_PATTERN
 from paved_schemas.events import ModelState
+from paved_shared.auth import Principal
 from paved_shared.db import Connection
+from paved_shared.http import authenticated_router
 from paved_shared.service import ServiceRuntime
 
 from paved_registry import catalog, curation, search
-from paved_registry.auth import current_actor
-from paved_registry.catalog import Actor
+from paved_registry.access import (
+    Action,
+    check_alias,
+    check_create,
+    check_model,
+    readable_teams,
+)
+from paved_registry.auth import CurrentActor, CurrentPrincipal, current_principal
 from paved_registry.domain.errors import (
     ImmutableRecordError,
     InvalidParameterError,
+    PreconditionRequiredError,
     UnknownVersionError,
 )
 from paved_registry.mlflow_compat import (
@@ -45,7 +56,6 @@ from paved_registry.mlflow_compat import (
 from paved_registry.settings import RegistrySettings
 
 PREFIX = "/api/2.0/mlflow"
-CurrentActor = Annotated[Actor, Depends(current_actor)]
 JSON = dict[str, Any]
 
 _MODEL_ORDER = {
@@ -193,6 +203,32 @@ def _no_reserved(key: str) -> None:
             key,
             f"tags under '{PAVED_PREFIX}' are Paved's; set them at registration or use /api/v1",
         )
+
+
+def _if_match(request: Request, what: str) -> str | None:
+    """The request's If-Match; 428 when it is missing and the settings require one."""
+    value = request.headers.get("If-Match")
+    if value is None and _settings(request).registry_mlflow_require_if_match:
+        raise PreconditionRequiredError(what)
+    return value
+
+
+def _owner_team(principal: Principal, paved: Mapping[str, str], plain: Mapping[str, str]) -> str:
+    """The new model's team: tag ``paved.owner_team`` (or ``team``), else the caller's only
+    team; a caller in several teams must say which."""
+    team = (paved.get("owner_team") or plain.get("team", "")).strip()
+    if team:
+        return team[:256]
+    if len(principal.teams) == 1:
+        return next(iter(principal.teams))
+    if principal.all_teams and not principal.teams:
+        return "unknown"
+    raise InvalidParameterError(
+        "tags",
+        "paved.owner_team",
+        f"{principal.user_id} is in teams {sorted(principal.teams) or ['none']}: tag the model "
+        "with paved.owner_team=<team> to say which team owns it",
+    )
 
 
 # --------------------------------------------------------------------------- responses
@@ -352,32 +388,40 @@ def _version_query(clauses: list[Clause], **kw: Any) -> search.VersionQuery:
 
 def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
     """The MLflow-compatible ``/api/2.0/mlflow`` model-registry routes."""
-    router = APIRouter(prefix=PREFIX, tags=["mlflow"])
+    router = authenticated_router(current_principal, prefix=PREFIX, tags=["mlflow"])
 
     @router.post("/registered-models/create")
-    async def create_registered_model(request: Request, actor: CurrentActor) -> JSON:
+    async def create_registered_model(
+        request: Request, actor: CurrentActor, principal: CurrentPrincipal
+    ) -> JSON:
         """MLflow CreateRegisteredModel (RESOURCE_ALREADY_EXISTS if the name is taken)."""
         data = await _body(request)
         name = _name(data)
         tags = _tags(data)
         plain, paved = split_tags(tags)
-        team = paved.get("owner_team") or plain.get("team", "").strip() or "unknown"
+        team = _owner_team(principal, paved, plain)
+        check_create(principal, name, team)
         async with _write(request) as conn:
             await catalog.create_model(
                 conn, _runtime(request), name=name, description=str(data.get("description") or ""),
-                owner_team=team[:256], tags=plain, actor=actor, via="mlflow",
+                owner_team=team, tags=plain, actor=actor, via="mlflow",
             )  # fmt: skip
             return {"registered_model": await _one_model(conn, name)}
 
     @router.get("/registered-models/get")
-    async def get_registered_model(request: Request) -> JSON:
-        """MLflow GetRegisteredModel."""
+    async def get_registered_model(
+        request: Request, response: Response, principal: CurrentPrincipal
+    ) -> JSON:
+        """MLflow GetRegisteredModel; the ``ETag`` is what a write sends as If-Match."""
         name = _name(await _body(request))
         async with _read(request) as conn:
-            return {"registered_model": await _one_model(conn, name)}
+            await check_model(conn, principal, name, Action.READ)
+            model = await catalog.get_model(conn, name)
+            response.headers["ETag"] = curation.etag(model.revision)
+            return {"registered_model": (await _model_json(conn, [model]))[0]}
 
     @router.get("/registered-models/search")
-    async def search_registered_models(request: Request) -> JSON:
+    async def search_registered_models(request: Request, principal: CurrentPrincipal) -> JSON:
         """MLflow SearchRegisteredModels: name / tag filters, order_by, page tokens."""
         data = await _body(request)
         query = _model_query(
@@ -385,6 +429,7 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
             sort=parse_order_by(_order_by(data), _MODEL_ORDER, "name"),
             limit=_max_results(data, 100, 1000),
             cursor=_str(data, "page_token", required=False),
+            teams=readable_teams(principal),
         )
         async with _read(request) as conn:
             models, token = await search.search_models(conn, query)
@@ -392,20 +437,25 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
         return {"registered_models": docs, **({"next_page_token": token} if token else {})}
 
     @router.patch("/registered-models/update")
-    async def update_registered_model(request: Request, actor: CurrentActor) -> JSON:
+    async def update_registered_model(
+        request: Request, actor: CurrentActor, principal: CurrentPrincipal
+    ) -> JSON:
         """MLflow UpdateRegisteredModel (the description)."""
         data = await _body(request)
         name = _name(data)
+        if_match = _if_match(request, f"model {name!r}")
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.UPDATE_MODEL, lock=True)
             await curation.update_model(
                 conn, _runtime(request), name=name, actor=actor,
                 description=str(data.get("description") or ""),
-                reason="updated through the MLflow-compatible API", require_match=False,
+                reason="updated through the MLflow-compatible API", if_match=if_match,
+                require_match=False,
             )  # fmt: skip
             return {"registered_model": await _one_model(conn, name)}
 
     @router.post("/registered-models/rename")
-    async def rename_registered_model(request: Request, actor: CurrentActor) -> JSON:
+    async def rename_registered_model(request: Request) -> JSON:
         """Refused: a model's name is part of every record and signature about it."""
         name = _name(await _body(request))
         raise ImmutableRecordError(
@@ -414,7 +464,7 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
         )
 
     @router.delete("/registered-models/delete")
-    async def delete_registered_model(request: Request, actor: CurrentActor) -> JSON:
+    async def delete_registered_model(request: Request) -> JSON:
         """Refused: regulated records are kept."""
         name = _name(await _body(request))
         raise ImmutableRecordError(
@@ -423,13 +473,14 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
         )
 
     @router.api_route("/registered-models/get-latest-versions", methods=["GET", "POST"])
-    async def get_latest_versions(request: Request) -> JSON:
+    async def get_latest_versions(request: Request, principal: CurrentPrincipal) -> JSON:
         """MLflow GetLatestVersions: the newest version per stage (stages follow the lifecycle)."""
         data = await _body(request)
         name = _name(data)
         stages = data.get("stages") or []
         wanted = {str(s).lower() for s in ([stages] if isinstance(stages, str) else stages)}
         async with _read(request) as conn:
+            await check_model(conn, principal, name, Action.READ)
             versions = await catalog.list_versions(conn, name)
             newest: dict[str, tuple[str, int]] = {}
             for v in versions:
@@ -440,70 +491,95 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
         return {"model_versions": docs}
 
     @router.post("/registered-models/set-tag")
-    async def set_registered_model_tag(request: Request, actor: CurrentActor) -> JSON:
+    async def set_registered_model_tag(
+        request: Request, actor: CurrentActor, principal: CurrentPrincipal
+    ) -> JSON:
         """MLflow SetRegisteredModelTag."""
         data = await _body(request)
         name, key = _name(data), _str(data, "key")
         assert key is not None
         _no_reserved(key)
+        if_match = _if_match(request, f"model {name!r}")
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.UPDATE_MODEL, lock=True)
             await curation.update_model(
                 conn, _runtime(request), name=name, actor=actor,
                 tags={key: str(data.get("value") or "")},
-                reason="tag set through the MLflow-compatible API", require_match=False,
+                reason="tag set through the MLflow-compatible API", if_match=if_match,
+                require_match=False,
             )  # fmt: skip
         return {}
 
     @router.delete("/registered-models/delete-tag")
-    async def delete_registered_model_tag(request: Request, actor: CurrentActor) -> JSON:
+    async def delete_registered_model_tag(
+        request: Request, actor: CurrentActor, principal: CurrentPrincipal
+    ) -> JSON:
         """MLflow DeleteRegisteredModelTag."""
         data = await _body(request)
         name, key = _name(data), _str(data, "key")
         assert key is not None
         _no_reserved(key)
+        if_match = _if_match(request, f"model {name!r}")
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.UPDATE_MODEL, lock=True)
             await curation.update_model(
                 conn, _runtime(request), name=name, actor=actor, tags={key: None},
-                reason="tag deleted through the MLflow-compatible API", require_match=False,
+                reason="tag deleted through the MLflow-compatible API", if_match=if_match,
+                require_match=False,
             )  # fmt: skip
         return {}
 
     @router.post("/registered-models/alias")
-    async def set_alias(request: Request, actor: CurrentActor) -> JSON:
-        """MLflow SetRegisteredModelAlias (protected aliases: approved versions only)."""
+    async def set_alias(request: Request, actor: CurrentActor, principal: CurrentPrincipal) -> JSON:
+        """MLflow SetRegisteredModelAlias (protected aliases: approved versions only, moved
+        by a deployer of the owning team)."""
         data = await _body(request)
         name, alias, version = _name(data), _alias(data), _version(data)
+        if_match = _if_match(request, f"alias {alias!r} of model {name!r}")
+        protected_names = _settings(request).registry_protected_aliases
         async with _write(request) as conn:
+            await check_alias(conn, principal, name, alias, protected_names=protected_names)
             await curation.set_alias(
                 conn, _runtime(request), name=name, alias=alias, version=version, actor=actor,
-                protected_names=_settings(request).registry_protected_aliases,
-                reason="set through the MLflow-compatible API",
+                protected_names=protected_names, reason="set through the MLflow-compatible API",
+                if_match=if_match,
             )  # fmt: skip
         return {}
 
     @router.delete("/registered-models/alias")
-    async def delete_alias(request: Request, actor: CurrentActor) -> JSON:
+    async def delete_alias(
+        request: Request, actor: CurrentActor, principal: CurrentPrincipal
+    ) -> JSON:
         """MLflow DeleteRegisteredModelAlias."""
         data = await _body(request)
         name, alias = _name(data), _alias(data)
+        if_match = _if_match(request, f"alias {alias!r} of model {name!r}")
+        protected_names = _settings(request).registry_protected_aliases
         async with _write(request) as conn:
+            await check_alias(conn, principal, name, alias, protected_names=protected_names)
             await curation.remove_alias(
                 conn, _runtime(request), name=name, alias=alias, actor=actor,
-                reason="removed through the MLflow-compatible API",
+                reason="removed through the MLflow-compatible API", if_match=if_match,
             )  # fmt: skip
         return {}
 
     @router.get("/registered-models/alias")
-    async def get_version_by_alias(request: Request) -> JSON:
-        """MLflow GetModelVersionByAlias."""
+    async def get_version_by_alias(
+        request: Request, response: Response, principal: CurrentPrincipal
+    ) -> JSON:
+        """MLflow GetModelVersionByAlias; the ``ETag`` is the alias's (for moving it)."""
         data = await _body(request)
         name, alias = _name(data), _alias(data)
         async with _read(request) as conn:
+            await check_model(conn, principal, name, Action.READ)
             view = await curation.get_alias(conn, name, alias)
+            response.headers["ETag"] = curation.etag(view.revision)
             return {"model_version": await _one_version(conn, name, view.version)}
 
     @router.post("/model-versions/create")
-    async def create_model_version(request: Request, actor: CurrentActor) -> JSON:
+    async def create_model_version(
+        request: Request, actor: CurrentActor, principal: CurrentPrincipal
+    ) -> JSON:
         """MLflow CreateModelVersion: registers a Paved version (digest pinned, validation
         starts); the version is READY for MLflow and its Paved state is in its tags."""
         data = await _body(request)
@@ -512,6 +588,7 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
         assert source is not None
         settings = _settings(request)
         async with _read(request) as conn:
+            await check_model(conn, principal, name, Action.REGISTER_VERSION)
             model = await catalog.get_model(conn, name)
         command = await registration_command(
             MlflowVersionRequest(
@@ -523,6 +600,7 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
             config=settings.artifact_store_config(),
         )  # fmt: skip
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.REGISTER_VERSION, lock=True)
             result = await catalog.register_version(
                 conn, _runtime(request), command, actor=actor,
                 description=str(data.get("description") or ""),
@@ -530,28 +608,42 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
             return {"model_version": await _one_version(conn, name, result.version)}
 
     @router.get("/model-versions/get")
-    async def get_model_version(request: Request) -> JSON:
-        """MLflow GetModelVersion."""
+    async def get_model_version(
+        request: Request, response: Response, principal: CurrentPrincipal
+    ) -> JSON:
+        """MLflow GetModelVersion; the ``ETag`` is what a write sends as If-Match."""
         data = await _body(request)
         name, version = _name(data), _version(data)
         async with _read(request) as conn:
-            return {"model_version": await _one_version(conn, name, version)}
+            await check_model(conn, principal, name, Action.READ)
+            doc = await _one_version(conn, name, version)
+            revision = await conn.fetchval(
+                "SELECT revision FROM model_versions WHERE model_name = $1 AND version = $2",
+                name, version,
+            )  # fmt: skip
+        response.headers["ETag"] = curation.etag(revision)
+        return {"model_version": doc}
 
     @router.patch("/model-versions/update")
-    async def update_model_version(request: Request, actor: CurrentActor) -> JSON:
+    async def update_model_version(
+        request: Request, actor: CurrentActor, principal: CurrentPrincipal
+    ) -> JSON:
         """MLflow UpdateModelVersion (the description)."""
         data = await _body(request)
         name, version = _name(data), _version(data)
+        if_match = _if_match(request, f"model {name!r} version {version}")
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.UPDATE_VERSION, lock=True)
             await curation.update_version(
                 conn, _runtime(request), name=name, version=version, actor=actor,
                 description=str(data.get("description") or ""),
-                reason="updated through the MLflow-compatible API", require_match=False,
+                reason="updated through the MLflow-compatible API", if_match=if_match,
+                require_match=False,
             )  # fmt: skip
             return {"model_version": await _one_version(conn, name, version)}
 
     @router.post("/model-versions/transition-stage")
-    async def transition_stage(request: Request, actor: CurrentActor) -> JSON:
+    async def transition_stage(request: Request) -> JSON:
         """Refused: stages follow Paved's lifecycle (validation, approval, deployment)."""
         data = await _body(request)
         name, version = _name(data), _version(data)
@@ -563,7 +655,7 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
         )
 
     @router.delete("/model-versions/delete")
-    async def delete_model_version(request: Request, actor: CurrentActor) -> JSON:
+    async def delete_model_version(request: Request) -> JSON:
         """Refused: regulated records are kept."""
         data = await _body(request)
         name, version = _name(data), _version(data)
@@ -573,7 +665,7 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
         )
 
     @router.get("/model-versions/search")
-    async def search_model_versions(request: Request) -> JSON:
+    async def search_model_versions(request: Request, principal: CurrentPrincipal) -> JSON:
         """MLflow SearchModelVersions: name / run_id / source / tag filters, order_by, pages."""
         data = await _body(request)
         query = _version_query(
@@ -581,6 +673,7 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
             sort=parse_order_by(_order_by(data), _VERSION_ORDER, "-registered_at"),
             limit=_max_results(data, 10_000, search.MAX_PAGE),
             cursor=_str(data, "page_token", required=False),
+            teams=readable_teams(principal),
         )
         async with _read(request) as conn:
             hits, token = await search.search_versions(conn, query)
@@ -588,40 +681,50 @@ def build_mlflow_router() -> APIRouter:  # noqa: PLR0915
         return {"model_versions": docs, **({"next_page_token": token} if token else {})}
 
     @router.get("/model-versions/get-download-uri")
-    async def get_download_uri(request: Request) -> JSON:
+    async def get_download_uri(request: Request, principal: CurrentPrincipal) -> JSON:
         """MLflow GetModelVersionDownloadUri: the registered artifact URI."""
         data = await _body(request)
         name, version = _name(data), _version(data)
         async with _read(request) as conn:
+            await check_model(conn, principal, name, Action.READ)
             return {"artifact_uri": (await _one_version(conn, name, version))["source"]}
 
     @router.post("/model-versions/set-tag")
-    async def set_model_version_tag(request: Request, actor: CurrentActor) -> JSON:
+    async def set_model_version_tag(
+        request: Request, actor: CurrentActor, principal: CurrentPrincipal
+    ) -> JSON:
         """MLflow SetModelVersionTag."""
         data = await _body(request)
         name, version, key = _name(data), _version(data), _str(data, "key")
         assert key is not None
         _no_reserved(key)
+        if_match = _if_match(request, f"model {name!r} version {version}")
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.UPDATE_VERSION, lock=True)
             await curation.update_version(
                 conn, _runtime(request), name=name, version=version, actor=actor,
                 tags={key: str(data.get("value") or "")},
-                reason="tag set through the MLflow-compatible API", require_match=False,
+                reason="tag set through the MLflow-compatible API", if_match=if_match,
+                require_match=False,
             )  # fmt: skip
         return {}
 
     @router.delete("/model-versions/delete-tag")
-    async def delete_model_version_tag(request: Request, actor: CurrentActor) -> JSON:
+    async def delete_model_version_tag(
+        request: Request, actor: CurrentActor, principal: CurrentPrincipal
+    ) -> JSON:
         """MLflow DeleteModelVersionTag."""
         data = await _body(request)
         name, version, key = _name(data), _version(data), _str(data, "key")
         assert key is not None
         _no_reserved(key)
+        if_match = _if_match(request, f"model {name!r} version {version}")
         async with _write(request) as conn:
+            await check_model(conn, principal, name, Action.UPDATE_VERSION, lock=True)
             await curation.update_version(
                 conn, _runtime(request), name=name, version=version, actor=actor,
                 tags={key: None}, reason="tag deleted through the MLflow-compatible API",
-                require_match=False,
+                if_match=if_match, require_match=False,
             )  # fmt: skip
         return {}
 

@@ -145,6 +145,8 @@ class VersionQuery:
     training_runs: tuple[str, ...] = ()
     artifact_uri: str | None = None
     versions: tuple[int, ...] = ()
+    teams: frozenset[str] | None = None
+    """Only models of these owner teams (the caller's visible teams); None: every team."""
     sort: str = "-registered_at"
     limit: int = 50
     cursor: str | None = None
@@ -155,6 +157,12 @@ def _sort_of(name: str, sorts: Mapping[str, Sort], parameter: str = "sort") -> S
     if sort is None:
         raise BadQueryError(parameter, name, f"sort by one of {', '.join(sorts)}")
     return sort
+
+
+def _teams_filter(sql: _Sql, teams: frozenset[str] | None) -> None:
+    # In the WHERE clause, before LIMIT: a page holds only rows the caller may see.
+    if teams is not None:
+        sql.add(f"m.owner_team = ANY({sql.arg(sorted(teams))}::text[])")
 
 
 def _tags_filter(
@@ -170,7 +178,7 @@ def _tags_filter(
         sql.add(f"NOT {column} @> {sql.arg({key: value})}::jsonb")
 
 
-async def search_versions(  # noqa: PLR0912
+async def search_versions(  # noqa: PLR0912, PLR0915
     conn: Connection, query: VersionQuery
 ) -> tuple[list[VersionHit], str | None]:
     """One page of versions matching ``query`` and the cursor of the next page (or None)."""
@@ -197,6 +205,7 @@ async def search_versions(  # noqa: PLR0912
         sql.add(f"v.model_name {op} {sql.arg(query.name_like)}")
     if query.owner_team is not None:
         sql.add(f"m.owner_team = {sql.arg(query.owner_team)}")
+    _teams_filter(sql, query.teams)
     if query.states:
         sql.add(f"v.state = ANY({sql.arg([s.value for s in query.states])}::text[])")
     if query.frameworks:
@@ -246,6 +255,8 @@ class ModelQuery:
     owner_team: str | None = None
     tags: Mapping[str, str | None] = field(default_factory=dict)
     tags_not: Mapping[str, str] = field(default_factory=dict)
+    teams: frozenset[str] | None = None
+    """Only models of these owner teams (the caller's visible teams); None: every team."""
     sort: str = "name"
     limit: int = 100
     cursor: str | None = None
@@ -267,6 +278,7 @@ async def search_models(conn: Connection, query: ModelQuery) -> tuple[list[Model
         sql.add(f"m.name {op} {sql.arg(query.name_like)}")
     if query.owner_team is not None:
         sql.add(f"m.owner_team = {sql.arg(query.owner_team)}")
+    _teams_filter(sql, query.teams)
     _tags_filter(sql, "m.tags", query.tags, query.tags_not)
     if query.cursor:
         key = decode_cursor(query.cursor, query.sort, sort)

@@ -49,3 +49,9 @@ class RegistrySettings(PavedSettings, ArtifactStoreSettings, AuthSettings):
         default=True,
         description="Refuse (428) PATCHes without If-Match: optimistic concurrency is mandatory.",
     )
+    registry_mlflow_require_if_match: bool = Field(
+        default=False,
+        description="Refuse (428) MLflow-API writes without If-Match. Off by default: an "
+        "unmodified MLflow client never sends one; an If-Match that is sent is always "
+        "checked (412 when stale).",
+    )

@@ -178,6 +178,13 @@ class DeploymentAccepted(View):
     deployment_id: str = Field(description="Id to follow with GET /deployments/{id}.")
 
 
+class UndeploymentAccepted(View):
+    """An undeploy request was sent (through the outbox) to the deployment's deployer."""
+
+    deployment_id: str = Field(description="The deployment being taken down.")
+    request_event_id: str = Field(description="Id of the RequestUndeployment command sent.")
+
+
 def as_dict(record: Any) -> dict[str, Any]:
     """An asyncpg record (or mapping) as a plain dict."""
     return dict(record.items()) if hasattr(record, "items") else dict(record)

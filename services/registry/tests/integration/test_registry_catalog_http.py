@@ -141,13 +141,14 @@ async def test_edits_need_the_current_etag_and_are_logged_with_old_and_new_value
     assert etag == '"1"'
 
     body = {"owner_team": "growth", "tags": {"domain": None, "tier": "gold"}, "reason": "reorg"}
-    missing = await registry.client.patch(url, json=body, headers=kit.ALICE)
+    # Moving a model to another team is an admin's change.
+    missing = await registry.client.patch(url, json=body, headers=kit.ADMIN)
     assert missing.status_code == 428
     assert "If-Match" in missing.json()["detail"]
 
     # Two editors read the same ETag; the first write wins, the second is refused.
     first, second = await asyncio.gather(
-        registry.client.patch(url, json=body, headers={**kit.ALICE, "If-Match": etag}),
+        registry.client.patch(url, json=body, headers={**kit.ADMIN, "If-Match": etag}),
         registry.client.patch(
             url, json={"description": "mine"}, headers={**kit.CAROL, "If-Match": etag}
         ),

@@ -184,11 +184,11 @@ async def test_bad_input_gets_a_problem_naming_field_and_value(registry: Any, ki
     assert "'no-such-model'" in unknown.json()["detail"]
     assert "register the model first" in unknown.json()["detail"]
 
-    anonymous = await registry.client.post(url, json=kit.version_body())
+    anonymous = await registry.anonymous.post(url, json=kit.version_body())
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"] == PROBLEM
     assert "X-Paved-User" in anonymous.json()["detail"]
-    nameless = await registry.client.post(
+    nameless = await registry.anonymous.post(
         url, json=kit.version_body(), headers={"X-Paved-User": "alice"}
     )
     assert nameless.status_code == 401

@@ -51,3 +51,41 @@ def test_every_workload_runs_non_root_without_token_or_capabilities() -> None:
             assert sc["allowPrivilegeEscalation"] is False
             assert sc["readOnlyRootFilesystem"] is True
             assert sc["capabilities"]["drop"] == ["ALL"]
+
+
+def test_each_service_runs_as_its_own_kafka_principal_and_database_role() -> None:
+    """No shared credential: each Deployment names its own SCRAM user (the KafkaUser the
+    ACL map generates) and its own database role, passwords only from Secrets."""
+    from paved_schemas import topics
+
+    deployments = {d["metadata"]["name"]: d for d in _docs() if d["kind"] == "Deployment"}  # type: ignore[index]
+    seen = set()
+    for name, d in deployments.items():
+        principal = str(name).removeprefix("paved-")
+        assert principal in topics.SERVICE_PRINCIPALS, name
+        (container,) = d["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["PAVED_KAFKA_SASL_USERNAME"]["value"] == f"paved-{principal}"
+        ref = env["PAVED_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": f"paved-{principal}", "key": "password"}
+        role = "paved_" + principal.replace("-", "_")
+        assert env["PAVED_DATABASE_URL"]["value"].startswith(f"postgresql://{role}@")
+        assert "valueFrom" in env["PAVED_DATABASE_PASSWORD"]
+        assert env["PAVED_DATABASE_MIGRATION_URL"]["value"].startswith("postgresql://paved_owner@")
+        seen.add(principal)
+    assert len(seen) == len(deployments) == 5
+
+
+def test_strimzi_users_are_the_generated_acl_map() -> None:
+    from paved_shared.kafka_acl import strimzi_yaml
+
+    committed = (BASE.parent / "kafka" / "users.yaml").read_text()
+    assert committed == strimzi_yaml(), "regenerate: python -m paved_shared.kafka_acl strimzi"
+    users = {d["metadata"]["name"]: d for d in yaml.safe_load_all(committed)}
+    approvals = [
+        name
+        for name, u in users.items()
+        for acl in u["spec"]["authorization"]["acls"]
+        if acl["resource"]["name"] == "paved.approval.events.v1" and "Write" in acl["operations"]
+    ]
+    assert approvals == ["paved-approver"]

@@ -31,6 +31,7 @@ from paved_schemas.events import (
     RiskTier,
     ValidationCheck,
 )
+from paved_shared.command_identity import identity_headers
 from paved_shared.kafka import ensure_topics, kafka_auth
 from paved_shared.service import ServiceRuntime
 from paved_shared.testing import read_all, serving, start_group_at_end, unique, wait_for
@@ -146,8 +147,17 @@ def deployment_status(
     )
 
 
+def sender_headers(env: Envelope[Any]) -> list[tuple[str, bytes]]:
+    """A command's sender identity, as its envelope's actor (dev-headers mode): the
+    registry takes ``registered_by``/``retired_by`` only from this, never the payload."""
+    if env.data.TOPIC not in (topics.REGISTRATION_REQUESTS, topics.RETIREMENT_REQUESTS):
+        return []
+    return identity_headers(user=env.actor.split(":", 1)[1], name=env.actorname)
+
+
 async def publish(bootstrap: str, *envelopes: Envelope[Any]) -> None:
-    """Send envelopes to their contract's topic, keyed as the contract says."""
+    """Send envelopes to their contract's topic, keyed as the contract says (commands with
+    their sender's identity headers)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap, **kafka_auth().aiokafka(), acks="all", enable_idempotence=True
     )
@@ -155,8 +165,9 @@ async def publish(bootstrap: str, *envelopes: Envelope[Any]) -> None:
     try:
         for env in envelopes:
             await producer.send_and_wait(
-                env.data.TOPIC, value=env.to_json_bytes(), key=env.data.key().encode()
-            )
+                env.data.TOPIC, value=env.to_json_bytes(), key=env.data.key().encode(),
+                headers=sender_headers(env),
+            )  # fmt: skip
     finally:
         await producer.stop()
 

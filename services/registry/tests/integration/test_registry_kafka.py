@@ -52,7 +52,7 @@ def _command(kit: Any, model: str, seed: str, **extra: Any) -> RegisterModelVers
 
 def _from_pipeline(data: Any) -> Envelope[Any]:
     return Envelope.new(
-        data, source="/pipelines/nightly", actor="service:pipeline", actorname="Nightly pipeline"
+        data, source="/pipelines/nightly", actor="user:pipeline-bot", actorname="Training Pipeline"
     )
 
 

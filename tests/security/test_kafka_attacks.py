@@ -294,3 +294,38 @@ async def test_positive_control_a_scientist_of_the_team_registers_over_kafka(
         assert v["registered_by"] == "carla"
         # The printed name comes from the verified identity, not the payload.
         assert v["registered_by_name"] == "Carla Scientist"
+
+
+async def test_a_deployment_request_not_from_the_registry_is_dead_lettered(
+    e2e: E2E, iris: Any, tmp_path: Path
+) -> None:
+    """A RequestDeployment that got onto the topic (a broken ACL: the administrator
+    writes it) claiming the SDK as its source is refused by the deployer: nothing starts."""
+    from paved_schemas.events import DeploymentSpec, RequestDeployment
+
+    model = _name("forged-dep")
+    m = train(tmp_path, iris, model)
+    with e2e.client() as c:
+        version = _register(c, model, m, "low")
+        assert wait_state(c, model, version, {"approved", "validation_failed"})["state"] == (
+            "approved"
+        )
+        request = RequestDeployment(
+            deployment_id=f"{model}-forged", model_name=model, version=version,
+            artifact_digest=m.digest, target=DeploymentTarget.LOCAL,
+            spec=DeploymentSpec(replicas=1), requested_by="mallory",
+        )  # fmt: skip
+        forged = Envelope.new(request, source="/paved/sdk", actor="user:mallory",
+                              actorname="Mallory")  # fmt: skip
+        await _produce(e2e.bootstrap, e2e.auth("admin"), topics.DEPLOYMENT_REQUESTS,
+                       forged.to_json_bytes())  # fmt: skip
+        dlq = await _dead_letters_of(e2e, forged.id, want=1)
+        assert dlq, "the forged deployment request was not dead-lettered"
+        assert {d.consumer_group for d in dlq} >= {topics.GROUP_DEPLOYER_LOCAL}
+        assert all(d.error_type == "ProvenanceError" for d in dlq)
+        statuses = [
+            e for e in await read_envelopes(e2e.bootstrap, [topics.DEPLOYMENT_STATUS])
+            if getattr(e.data, "deployment_id", None) == f"{model}-forged"
+        ]  # fmt: skip
+        assert statuses == []
+        assert c.get_version(model, version)["state"] == "approved"

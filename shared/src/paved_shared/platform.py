@@ -275,6 +275,9 @@ def main(argv: list[str]) -> int:
             print(f"export PAVED_REGISTRY_URL={platform.url('registry')}")
             print(f"export PAVED_APPROVER_URL={platform.url('approver')}")
             print(f"export PAVED_AUDIT_URL={platform.url('audit')}")
+            # Tools you run act as a pipeline on Kafka (its own principal, never a service's).
+            print("export PAVED_KAFKA_SASL_USERNAME=paved-pipeline")
+            print(f"export PAVED_KAFKA_SASL_PASSWORD_FILE={stack.kafka.secrets.file('pipeline')}")
             for k, v in base_env.items():
                 print(f"export {k}={v}")
         else:

@@ -1,7 +1,9 @@
 """HTTP API under ``/api/v1``: list and read approvals, sign decisions.
 
-Routes are thin shims over ``handlers``; every error a client can cause is an
-RFC 9457 problem+json 4xx whose ``detail`` names the offending value.
+Routes are thin shims over ``handlers``. The HTTP edge is the shared one
+(``paved_shared.http``): every route needs an authenticated caller, every error a client
+can cause is an RFC 9457 problem+json 4xx whose ``detail`` names the offending value
+(``MAPPERS`` turns the approver's own errors into problems), bodies are size-limited.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ import hashlib
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, Path, Query, Request
 from paved_schemas.events import RiskTier, SignatureMeaning
-from paved_shared.auth import AuthError, AuthSettings, Principal, Role, principal_dependency
+from paved_shared import authz
+from paved_shared.auth import AuthSettings, Principal
+from paved_shared.http import ProblemError, ProblemMapper, authenticated_router, principal_of
 from paved_shared.service import ServiceRuntime
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from paved_approver import seal, store
 from paved_approver.domain.approval import (
@@ -37,38 +38,7 @@ from paved_approver.domain.approval import (
 from paved_approver.domain.canonical import canonical_json
 from paved_approver.handlers import UnknownApprovalError, record_decision
 
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://paved.dev/problems/"
-
-
 # --------------------------------------------------------------------------- problems
-
-
-class ProblemError(Exception):
-    """An RFC 9457 problem the API answers with."""
-
-    def __init__(
-        self, status: int, slug: str, title: str, detail: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.title = title
-        self.detail = detail
-        self.headers = headers
-
-
-def problem_response(request: Request, problem: ProblemError, **extra: Any) -> JSONResponse:
-    body = {
-        "type": PROBLEM_BASE + problem.slug,
-        "title": problem.title,
-        "status": problem.status,
-        "detail": problem.detail,
-        "instance": request.url.path,
-        **extra,
-    }
-    return JSONResponse(body, status_code=problem.status, media_type=PROBLEM_JSON,
-                        headers=problem.headers)  # fmt: skip
 
 
 _REFUSAL_STATUS: dict[type[Exception], int] = {
@@ -80,63 +50,22 @@ _REFUSAL_STATUS: dict[type[Exception], int] = {
 """Refusals that are not 403 (who you are / your login): conflicts and malformed input."""
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error with problem+json, never an HTML page or a bare traceback."""
+def _refusal_problem(exc: Exception) -> ProblemError:
+    assert isinstance(exc, DecisionRefusedError)
+    status = _REFUSAL_STATUS.get(type(exc), 403)
+    slug = REFUSAL_CODES.get(type(exc), "decision-refused")
+    return ProblemError(status, slug, slug.replace("-", " ").capitalize(), str(exc))
 
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ProblemError)
-        return problem_response(request, exc)
 
-    async def on_refused(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, DecisionRefusedError)
-        status = _REFUSAL_STATUS.get(type(exc), 403)
-        slug = REFUSAL_CODES.get(type(exc), "decision-refused")
-        title = slug.replace("-", " ").capitalize()
-        return problem_response(request, ProblemError(status, slug, title, str(exc)))
+def _unknown_problem(exc: Exception) -> ProblemError:
+    return ProblemError(404, "unknown-approval", "Not found", str(exc))
 
-    async def on_auth(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AuthError)
-        title = "Unauthenticated" if exc.status == 401 else "Forbidden"
-        return problem_response(
-            request, ProblemError(exc.status, exc.code, title, exc.detail, exc.headers)
-        )
 
-    async def on_unknown(request: Request, exc: Exception) -> JSONResponse:
-        return problem_response(
-            request, ProblemError(404, "unknown-approval", "Not found", str(exc))
-        )
-
-    async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        errors = [
-            {
-                "location": ".".join(str(p) for p in err.get("loc", ())),
-                "message": err.get("msg", ""),
-                "input": repr(err.get("input"))[:200],
-            }
-            for err in exc.errors()
-        ]
-        detail = "; ".join(f"{e['location']}: {e['message']} (got {e['input']})" for e in errors)
-        return problem_response(
-            request, ProblemError(422, "invalid-request", "Invalid request", detail), errors=errors
-        )
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        detail = exc.detail if isinstance(exc.detail, str) else repr(exc.detail)
-        if exc.status_code == 404:
-            detail = f"no route for {request.method} {request.url.path}"
-        return problem_response(
-            request, ProblemError(exc.status_code, "http-error", "HTTP error", detail,
-                             headers=dict(exc.headers or {})),
-        )  # fmt: skip
-
-    app.add_exception_handler(ProblemError, on_problem)
-    app.add_exception_handler(DecisionRefusedError, on_refused)
-    app.add_exception_handler(AuthError, on_auth)
-    app.add_exception_handler(UnknownApprovalError, on_unknown)
-    app.add_exception_handler(RequestValidationError, on_invalid)
-    app.add_exception_handler(StarletteHTTPException, on_http)
+MAPPERS: dict[type[Exception], ProblemMapper] = {
+    DecisionRefusedError: _refusal_problem,
+    UnknownApprovalError: _unknown_problem,
+}
+"""The approver's exceptions → problems (for ``paved_shared.http.install_http``)."""
 
 
 # --------------------------------------------------------------------------- dependencies
@@ -153,7 +82,7 @@ def _auth_settings(request: Request) -> AuthSettings:
     return settings
 
 
-current_principal = principal_dependency(_auth_settings)
+current_principal = principal_of(_auth_settings)
 """The caller (OIDC bearer token, or dev headers in dev/test); raises ``AuthError``."""
 
 
@@ -176,16 +105,9 @@ async def current_actor(principal: Annotated[Principal, Depends(current_principa
     return actor_of(principal)
 
 
-def visible_teams(principal: Principal) -> frozenset[str] | None:
-    """Teams whose cases the caller sees; None: all (auditors, the all-teams group)."""
-    if principal.all_teams or principal.has_role(Role.AUDITOR):
-        return None
-    return principal.teams
-
-
 def _require_visible(principal: Principal, row: store.Row) -> None:
     # The case's own owner team (snapshot at opening), never the model's current one.
-    teams = visible_teams(principal)
+    teams = authz.visible_teams(principal)
     owner = row["owner_team"]
     if teams is not None and owner is not None and owner not in teams:
         raise ProblemError(
@@ -381,7 +303,7 @@ class VerifyOut(BaseModel):
     manifestation: str | None = Field(description="The signature in words, when valid.")
 
 
-router = APIRouter(prefix="/api/v1", tags=["approvals"])
+router = authenticated_router(current_principal, prefix="/api/v1", tags=["approvals"])
 
 
 @router.get("/approvals", summary="List approvals (of your teams)")
@@ -396,7 +318,7 @@ async def list_approvals(
 ) -> ApprovalList:
     async with runtime.pool.acquire() as conn:
         rows = await store.list_approvals(
-            conn, state=state, model_name=model, limit=limit, teams=visible_teams(principal)
+            conn, state=state, model_name=model, limit=limit, teams=authz.visible_teams(principal)
         )
         signatures = await store.signatures_of_many(conn, [r["approval_id"] for r in rows])
     items = [ApprovalView.of(row, signatures.get(row["approval_id"], [])) for row in rows]

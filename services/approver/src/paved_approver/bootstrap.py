@@ -11,8 +11,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from paved_schemas import topics
 from paved_schemas.envelope import Envelope
@@ -30,10 +29,11 @@ from paved_schemas.events import (
 )
 from paved_shared.db import Connection, load_migrations
 from paved_shared.dbroles import DML, GrantPolicy
+from paved_shared.http import add_health_routes, install_http
 from paved_shared.service import ServiceRuntime
 from prometheus_client import CollectorRegistry
 
-from paved_approver.api import PROBLEM_JSON, install_problem_handlers, router
+from paved_approver.api import MAPPERS, router
 from paved_approver.domain.policy import ApprovalPolicy, load_policy_file
 from paved_approver.handlers import expire_due, handle_model_event, handle_validation_event
 from paved_approver.seal import load_sealer
@@ -161,30 +161,16 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.policy = policy
-    install_problem_handlers(app)
+    install_http(
+        app, max_body_bytes=settings.http_max_body_bytes, mappers=MAPPERS,
+        service="the approver",
+    )  # fmt: skip
     app.include_router(router)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def database() -> dict[str, Any]:
+        async with runtime.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        return {"policy_version": policy.version}
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: runtime started, database reachable")
-    async def readyz(request: Request) -> JSONResponse:
-        try:
-            async with runtime.pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
-        except Exception as exc:
-            return JSONResponse(
-                {
-                    "type": "https://paved.dev/problems/not-ready",
-                    "title": "Not ready",
-                    "status": 503,
-                    "detail": f"approver is not ready: {exc}",
-                    "instance": request.url.path,
-                },
-                status_code=503,
-                media_type=PROBLEM_JSON,
-            )
-        return JSONResponse({"status": "ready", "policy_version": policy.version})
-
+    add_health_routes(app, {"database": database})
     return app

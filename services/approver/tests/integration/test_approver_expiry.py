@@ -40,7 +40,8 @@ tiers:
   critical: {approvers: 2, valid_for: 1h}
 """
 ALICE = {"X-Paved-User": "alice", "X-Paved-User-Name": "Alice Scientist"}
-BOB = {"X-Paved-User": "bob", "X-Paved-User-Name": "Bob Reviewer", "X-Paved-Roles": "approver"}
+DEPLOYER = {"X-Paved-User": "dana", "X-Paved-User-Name": "Dana Deployer",
+            "X-Paved-Roles": "deployer", "X-Paved-Teams": "churn"}  # fmt: skip
 
 
 @pytest.fixture
@@ -135,7 +136,7 @@ async def test_an_expired_approval_blocks_deployment_until_revalidated_and_reapp
         await wait_for(lambda: state_is("validated"), what="registry: back to validated")
 
         blocked = await registry.post(
-            f"{version_url}/deployments", json={"target": "local"}, headers=BOB
+            f"{version_url}/deployments", json={"target": "local"}, headers=DEPLOYER
         )
         assert blocked.status_code == 409, blocked.text
         assert "validated" in blocked.json()["detail"]

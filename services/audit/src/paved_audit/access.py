@@ -2,9 +2,10 @@
 
 Authentication is the platform's (``paved_shared.auth``): an OIDC bearer token in
 ``oidc`` mode, the ``X-Paved-*`` dev headers only in dev-headers mode, which settings
-refuse outside dev/test. Every route but health depends on ``require_auditor``: the
-caller must hold the ``auditor`` or ``admin`` role (401 without valid credentials,
-403 without the role).
+refuse outside dev/test. The router is an ``authenticated_router(current_principal)``
+(no route but health and the OpenAPI document answers anonymously) and every route
+depends on ``require_auditor``: the caller must hold the ``auditor`` or ``admin`` role
+(401 without valid credentials, 403 without the role).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from typing import Annotated, Final
 
 from fastapi import Depends, Request
-from paved_shared.auth import AuthSettings, Principal, Role, principal_dependency, require_role
+from paved_shared.auth import AuthSettings, Principal, Role, require_role
+from paved_shared.http import principal_of
 
 READ_ROLES: Final = (Role.AUDITOR, Role.ADMIN)
 
@@ -24,7 +26,7 @@ def _auth_settings(request: Request) -> AuthSettings:
     return settings
 
 
-current_principal = principal_dependency(_auth_settings)
+current_principal = principal_of(_auth_settings)
 """The caller (OIDC bearer token, or dev headers in dev/test); raises ``AuthError``."""
 
 

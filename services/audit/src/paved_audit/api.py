@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from paved_shared.db import Pool
+from paved_shared.http import authenticated_router
 
 from paved_audit import store
-from paved_audit.access import Principal, require_auditor
+from paved_audit.access import Principal, current_principal, require_auditor
 from paved_audit.domain.checkpoint import public_key_pem
 from paved_audit.domain.merkle import ProofError
 from paved_audit.export import BundleError, build_bundle, render_html, verify_bundle
@@ -23,7 +24,7 @@ from paved_audit.problems import ProblemError
 from paved_audit.proofs import consistency_document, inclusion_document
 from paved_audit.verify import verify_database
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = authenticated_router(current_principal, prefix="/api/v1/audit", tags=["audit"])
 Auditor = Annotated[Principal, Depends(require_auditor)]
 
 

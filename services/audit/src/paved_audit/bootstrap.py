@@ -7,13 +7,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from opentelemetry.sdk.trace import TracerProvider
 from paved_schemas.events import AuditCheckpointSigned, AuditRecordSealed
 from paved_shared.db import load_migrations
 from paved_shared.dbroles import GrantPolicy
+from paved_shared.http import add_health_routes, install_http
 from paved_shared.service import ServiceRuntime
 from prometheus_client import CollectorRegistry
 
@@ -23,7 +24,7 @@ from paved_audit.checkpoints import Checkpointer, run_periodic, stop_task
 from paved_audit.delivery import DeliveryAwareConsumer
 from paved_audit.handlers import AuditAppender
 from paved_audit.ports import Signer
-from paved_audit.problems import PROBLEM_JSON, install_problem_handlers
+from paved_audit.problems import decorate_read_only
 from paved_audit.settings import AuditSettings
 
 DESCRIPTION = (
@@ -164,30 +165,16 @@ def create_app(
     app.state.runtime = runtime
     app.state.signer = signer
     app.state.checkpointer = checkpointer
-    install_problem_handlers(app)
+    install_http(
+        app, max_body_bytes=settings.http_max_body_bytes, decorate=decorate_read_only,
+        service="the audit service",
+    )  # fmt: skip
     app.include_router(router)
 
-    @app.get("/healthz", tags=["ops"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def database() -> dict[str, Any]:
+        async with runtime.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        return {"key_id": signer.key_id}
 
-    @app.get("/readyz", tags=["ops"], summary="Readiness: runtime started, database reachable")
-    async def readyz() -> JSONResponse:
-        try:
-            async with runtime.pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
-        except Exception as exc:
-            return JSONResponse(
-                {
-                    "type": "https://paved.dev/problems/not-ready",
-                    "title": "Not ready",
-                    "status": 503,
-                    "detail": f"audit is not ready: {exc}",
-                    "instance": "/readyz",
-                },
-                status_code=503,
-                media_type=PROBLEM_JSON,
-            )
-        return JSONResponse({"status": "ready", "key_id": signer.key_id})
-
+    add_health_routes(app, {"database": database})
     return app

@@ -238,7 +238,12 @@ async def _first_message(bootstrap: str, topic: str) -> bytes:
 def _worker_env(
     stack: Any, schema: str, group: str, topic: str, dlq: str, out: str, key_path: Path
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAVED_")}
+    # The session's Kafka credentials stay (the broker needs SASL); other settings go.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PAVED_") or k.startswith("PAVED_KAFKA_")
+    }
     env.update(
         PAVED_KAFKA_BOOTSTRAP=stack.bootstrap,
         PAVED_DATABASE_URL=stack.dsn,

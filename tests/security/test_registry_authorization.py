@@ -33,6 +33,7 @@ from paved_schemas.events import (
     DeploymentTarget,
 )
 from paved_shared.http import PUBLIC_PATHS
+from paved_shared.kafka import kafka_auth
 
 pytestmark = pytest.mark.integration
 
@@ -417,7 +418,10 @@ def test_unbounded_limits_are_422(catalog: Catalog, http: httpx.Client) -> None:
 
 
 async def _publish(bootstrap: str, env: Envelope[Any]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+        **kafka_auth().aiokafka(),
+    )  # fmt: skip
     await producer.start()
     try:
         await producer.send_and_wait(

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 from paved_schemas import CONTRACTS, topics
-from paved_schemas.topics import ALL_TOPICS, AUDIT, DEAD_LETTER, LIFECYCLE_TOPICS, topic_spec
+from paved_schemas.topics import (
+    ALL_TOPICS,
+    AUDIT,
+    DEAD_LETTER,
+    KEEP_FOREVER,
+    LIFECYCLE_TOPICS,
+    REGISTRATION_REQUESTS,
+    RETIREMENT_REQUESTS,
+    topic_spec,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -34,9 +43,30 @@ def test_nothing_auditors_replay_expires_or_is_compacted() -> None:
 
 
 def test_specs_do_not_share_config_dicts() -> None:
-    first, second = ALL_TOPICS[0], ALL_TOPICS[1]
-    assert first.config == second.config
+    plain = [t for t in ALL_TOPICS if t.config == dict(KEEP_FOREVER)]
+    first, second = plain[0], plain[1]
     assert first.config is not second.config
+
+
+def test_command_topics_take_the_brokers_clock() -> None:
+    """A command's token is judged at broker append time, which the sender cannot set."""
+    for spec in ALL_TOPICS:
+        if spec.name in (REGISTRATION_REQUESTS, RETIREMENT_REQUESTS):
+            assert spec.config["message.timestamp.type"] == "LogAppendTime"
+        assert spec.config["retention.ms"] == "-1"
+
+
+def test_every_topic_has_an_owner_and_every_principal_a_purpose() -> None:
+    from paved_schemas import topics
+
+    assert set(topics.TOPIC_WRITERS) == {t.name for t in ALL_TOPICS}
+    assert topics.TOPIC_WRITERS[topics.APPROVAL_EVENTS] == (topics.PRINCIPAL_APPROVER,)
+    assert topics.TOPIC_WRITERS[topics.VALIDATION_EVENTS] == (topics.PRINCIPAL_VALIDATOR,)
+    assert set(topics.TOPIC_WRITERS[topics.DEPLOYMENT_STATUS]) == set(topics.DEPLOYER_PRINCIPALS)
+    pipeline_writes = [t for t, w in topics.TOPIC_WRITERS.items() if topics.PRINCIPAL_PIPELINE in w]
+    assert pipeline_writes == [REGISTRATION_REQUESTS]
+    for principal in topics.ALL_PRINCIPALS:
+        assert principal in topics.PRINCIPAL_READS
 
 
 def test_audit_consumes_every_topic_but_its_own() -> None:

@@ -34,6 +34,9 @@ from prometheus_client import CollectorRegistry
 pytestmark = pytest.mark.integration
 DIGEST = "sha256:" + "c" * 64
 
+# The stream needs an identity (dev-headers mode: every team, every role but admin).
+WHO = {"X-Paved-User": "carol", "X-Paved-User-Name": "Carol Example"}
+
 
 @pytest.fixture(scope="module")
 def registry_url(stack: Any) -> Iterator[str]:
@@ -100,7 +103,7 @@ async def test_sse_history_resume_live_and_refusals(
         httpx.AsyncClient(timeout=30) as client,
         client.stream(
             "GET", f"{registry_url}/api/v1/deployments/{dep}/events",
-            params={"until": "ready"}, headers={"Last-Event-ID": history[0].id},
+            params={"until": "ready"}, headers={**WHO, "Last-Event-ID": history[0].id},
         ) as response,
     ):  # fmt: skip
         assert response.headers["content-type"].startswith("text/event-stream")
@@ -116,7 +119,8 @@ async def test_sse_history_resume_live_and_refusals(
     async with (
         httpx.AsyncClient(timeout=30) as client,
         client.stream(
-            "GET", f"{registry_url}/api/v1/deployments/events", params={"model": model}
+            "GET", f"{registry_url}/api/v1/deployments/events", params={"model": model},
+            headers=WHO,
         ) as response,
     ):  # fmt: skip
         lines = response.aiter_lines()
@@ -133,7 +137,7 @@ async def test_sse_history_resume_live_and_refusals(
             pass
     async with httpx.AsyncClient() as client:
         bad = await client.get(f"{registry_url}/api/v1/deployments/{dep}/events",
-                               params={"until": "done"})  # fmt: skip
+                               params={"until": "done"}, headers=WHO)  # fmt: skip
     assert bad.status_code == 400
     assert bad.headers["content-type"].startswith("application/problem+json")
     assert "until 'done' is not a deployment status" in bad.json()["detail"]

@@ -212,6 +212,8 @@ async def test_the_worker_process_validates_and_stops_on_sigterm(stack, tmp_path
     model = unique("val-proc").replace("_", "-")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PAVED_")},
+        # test groups are not in the ACL map: the administrator (ACLs: tests/security)
+        **stack.service_env("admin"),
         "PAVED_KAFKA_BOOTSTRAP": stack.bootstrap,
         "PAVED_DATABASE_URL": stack.dsn,
         "PAVED_VALIDATOR_DB_SCHEMA": unique("t_validator"),

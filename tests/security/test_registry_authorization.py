@@ -484,11 +484,25 @@ def _raw(url: str) -> socket.socket:
 
 
 def _status_of(sock: socket.socket) -> tuple[int, bytes]:
+    """The response's status and bytes: its head, then its whole Content-Length body (the
+    body may arrive in a later segment than the head)."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         if not chunk:
             break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
         data += chunk
     return int(data.split(b" ", 2)[1]), data
 

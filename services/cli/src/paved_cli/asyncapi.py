@@ -18,7 +18,16 @@ from prometheus_client import CollectorRegistry
 
 OUT_DIR = Path(__file__).resolve().parents[4] / "schemas" / "asyncapi"
 # The documents must not depend on who generates them: pin what settings would read.
-FIXED: dict[str, Any] = {"kafka_bootstrap": "kafka:9092"}
+# Every Paved broker takes SCRAM over TLS (ADR 0013): the documents say so; the principal
+# named here is only what the generator builds the broker with (no secret is written).
+FIXED: dict[str, Any] = {
+    "kafka_bootstrap": "kafka:9093",
+    "kafka_security_protocol": "SASL_SSL",
+    "kafka_sasl_mechanism": "SCRAM-SHA-512",
+    "kafka_sasl_username": "paved-service",
+    "kafka_sasl_password": "not-a-secret-documentation-only",
+    "kafka_sasl_password_file": None,
+}
 
 
 def _registry() -> ServiceRuntime:

@@ -404,7 +404,15 @@ class DeploymentSpec(Frozen):
     def _within_hard_limits(self) -> Self:
         # Semantic limits (paved_schemas.limits, ADR 0012): every replica is a process
         # or a pod, every variable reaches a process that loads untrusted model bytes.
-        problems = limits.spec_problems(
+        problems = self.limit_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def limit_problems(self, **policy: Any) -> list[str]:
+        """Why this spec is over the hard limits, or over ``policy`` (keyword arguments of
+        ``limits.spec_problems``, e.g. a deployer's ``max_replicas``); empty: it fits."""
+        return limits.spec_problems(
             replicas={
                 "replicas": self.replicas,
                 "min_replicas": self.min_replicas,
@@ -413,10 +421,8 @@ class DeploymentSpec(Frozen):
             cpu=self.cpu,
             memory=self.memory,
             env=self.env,
+            **policy,
         )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
 
 
 EXAMPLE_SIGNATURE: dict[str, Any] = {

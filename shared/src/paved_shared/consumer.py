@@ -16,10 +16,11 @@ is not transient is dead-lettered after ``max_attempts``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Union
 
@@ -92,11 +93,24 @@ _DELIVERY: contextvars.ContextVar[Delivery | None] = contextvars.ContextVar(
 )
 
 
+@contextlib.contextmanager
+def delivering(delivery: Delivery) -> Iterator[None]:
+    """Make ``delivery`` the record ``current_delivery()`` returns inside the block."""
+    token = _DELIVERY.set(delivery)
+    try:
+        yield
+    finally:
+        _DELIVERY.reset(token)
+
+
 def current_delivery() -> Delivery:
     """The record a handler is applying (its headers carry a command's sender identity)."""
     delivery = _DELIVERY.get()
     if delivery is None:
-        raise RuntimeError("current_delivery() called outside an EventConsumer handler")
+        raise RuntimeError(
+            "current_delivery() called outside a consumer handler (EventConsumer or a "
+            "subclass such as the audit's DeliveryAwareConsumer)"
+        )
     return delivery
 
 
@@ -272,11 +286,8 @@ class EventConsumer:
                 if not fresh:
                     outcome = "duplicate"
                 else:
-                    token = _DELIVERY.set(delivery)
-                    try:
+                    with delivering(delivery):
                         await handler(envelope, conn)
-                    finally:
-                        _DELIVERY.reset(token)
                     outcome = "applied"
         except PermanentError as exc:
             self._attempts.pop(where, None)

@@ -3,8 +3,8 @@ record being sealed visible to the handler.
 
 The shared ``EventConsumer`` hands a handler the parsed envelope, which drops
 attributes this release does not know (``extra="ignore"``). The audit trail must
-keep the envelope exactly as received, and its Kafka coordinates, so this subclass
-exposes the current ``Delivery`` through a context variable while the handler runs.
+keep the envelope exactly as received, and its Kafka coordinates: handlers read them
+from ``current_delivery()`` (the shared consumer's, set for batches here too).
 
 It also consumes in batches (``batch_size`` records): one transaction records every
 event id in ``processed_events`` and seals every new event, then the batch's offsets
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Annotated, Any, Union
 
@@ -34,13 +33,15 @@ from paved_shared.consumer import (
     Handler,
     Route,
     _documented_payload,
+    current_delivery,
+    delivering,
 )
 from paved_shared.deadletter import Delivery
 from paved_shared.failpoints import failpoint
 
 log = logging.getLogger(__name__)
 
-_current_delivery: ContextVar[Delivery | None] = ContextVar("paved_audit_delivery", default=None)
+__all__ = ["DeliveryAwareConsumer", "current_delivery"]
 
 
 async def _raw_batch(msg: StreamMessage[Any]) -> Any:
@@ -52,16 +53,6 @@ class DeliveryAwareConsumer(EventConsumer):
     """An ``EventConsumer`` whose handlers can call ``current_delivery()``; consumes in batches."""
 
     batch_size: int = 500
-
-    async def process(
-        self, delivery: Delivery, handler: Handler, wanted: frozenset[str] | None
-    ) -> str:
-        """Like ``EventConsumer.process``, with ``delivery`` visible to the handler."""
-        token = _current_delivery.set(delivery)
-        try:
-            return await super().process(delivery, handler, wanted)
-        finally:
-            _current_delivery.reset(token)
 
     def subscribe_many(
         self, routes: Sequence[Route], *, title: str | None = None, description: str | None = None
@@ -159,20 +150,7 @@ class DeliveryAwareConsumer(EventConsumer):
                 if not fresh:
                     outcomes.append("duplicate")
                     continue
-                token = _current_delivery.set(delivery)
-                try:
+                with delivering(delivery):
                     await handlers[delivery.topic](envelope, conn)
-                finally:
-                    _current_delivery.reset(token)
                 outcomes.append("applied")
         return outcomes
-
-
-def current_delivery() -> Delivery:
-    """The Kafka record being processed; RuntimeError outside ``DeliveryAwareConsumer``."""
-    delivery = _current_delivery.get()
-    if delivery is None:
-        raise RuntimeError(
-            "no current Kafka delivery: audit handlers must run under DeliveryAwareConsumer"
-        )
-    return delivery

@@ -25,15 +25,7 @@ class ServingPolicy:
 
     def problems(self, spec: DeploymentSpec) -> list[str]:
         """Why `spec` is over this policy, one sentence per limit (empty: it fits)."""
-        return limits.spec_problems(
-            replicas={
-                "replicas": spec.replicas,
-                "min_replicas": spec.min_replicas,
-                "max_replicas": spec.max_replicas,
-            },
-            cpu=spec.cpu,
-            memory=spec.memory,
-            env=spec.env,
+        return spec.limit_problems(
             max_replicas=self.max_replicas,
             max_cpu_millicores=self.max_cpu_millicores,
             max_memory_bytes=self.max_memory_bytes,
